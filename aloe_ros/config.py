@@ -1,0 +1,427 @@
+"""Typed task configuration: one YAML per task (config/<task>.yaml) is the single source of the graph.
+
+Every node, the launch files, ``aloe-ros up``, the recorder and the learner read the same file
+through :func:`load_task_config`. Unknown keys, wrong types and missing values stop start-up with
+the YAML key path in the message (see :mod:`aloe_ros.config_loader`).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from aloe_ros.config_loader import ConfigError, from_dict, load_yaml_file
+
+__all__ = [
+    "CameraConfig",
+    "ConfigError",
+    "JoystickConfig",
+    "LearningConfig",
+    "NodeEntry",
+    "PolicyConfig",
+    "QosConfig",
+    "QosProfileConfig",
+    "RecordingConfig",
+    "RobotConfig",
+    "SimConfig",
+    "TaskConfig",
+    "TaskFile",
+    "TopicsConfig",
+    "find_task_config",
+    "load_task_config",
+]
+
+
+@dataclass
+class TaskConfig:
+    """What the robot should do; ``text`` is the language instruction given to the policy."""
+
+    name: str
+    text: str
+    episode_timeout_s: float = 30.0
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            raise ConfigError("name", "must not be empty")
+        if self.episode_timeout_s <= 0:
+            raise ConfigError("episode_timeout_s", f"must be > 0, got {self.episode_timeout_s}")
+
+
+@dataclass
+class RobotConfig:
+    """Joint space of the robot: names and order are the action space of the policy."""
+
+    joint_names: list[str]
+    position_lower: list[float]
+    position_upper: list[float]
+    # Maximum joint speed in rad/s (or m/s for prismatic grippers); clamps every command.
+    velocity_limits: list[float]
+    home_position: list[float]
+    control_rate_hz: float = 30.0
+    # Arm name -> its joints, for arm select on the joystick and per-arm outputs.
+    arms: dict[str, list[str]] = field(default_factory=dict)
+    gripper_joints: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        count = len(self.joint_names)
+        if count == 0:
+            raise ConfigError("joint_names", "needs at least one joint")
+        if len(set(self.joint_names)) != count:
+            duplicate = next(n for n in self.joint_names if self.joint_names.count(n) > 1)
+            raise ConfigError("joint_names", f"joint {duplicate!r} is listed twice")
+        for key in ("position_lower", "position_upper", "velocity_limits", "home_position"):
+            values = getattr(self, key)
+            if len(values) != count:
+                raise ConfigError(key, f"has {len(values)} values but joint_names has {count}")
+            for i, value in enumerate(values):
+                if not math.isfinite(value):
+                    raise ConfigError(f"{key}[{i}]", f"must be finite, got {value}")
+        for i, (low, high) in enumerate(zip(self.position_lower, self.position_upper)):
+            if low >= high:
+                raise ConfigError(f"position_lower[{i}]", f"{low} is not below upper {high}")
+        for i, speed in enumerate(self.velocity_limits):
+            if speed <= 0:
+                raise ConfigError(f"velocity_limits[{i}]", f"must be > 0, got {speed}")
+        for i, (low, high, home) in enumerate(
+            zip(self.position_lower, self.position_upper, self.home_position)
+        ):
+            if not low <= home <= high:
+                raise ConfigError(f"home_position[{i}]", f"{home} is outside [{low}, {high}]")
+        if self.control_rate_hz <= 0:
+            raise ConfigError("control_rate_hz", f"must be > 0, got {self.control_rate_hz}")
+        known = set(self.joint_names)
+        for arm, joints in self.arms.items():
+            for j, name in enumerate(joints):
+                if name not in known:
+                    raise ConfigError(f"arms.{arm}[{j}]", f"unknown joint {name!r}")
+        for j, name in enumerate(self.gripper_joints):
+            if name not in known:
+                raise ConfigError(f"gripper_joints[{j}]", f"unknown joint {name!r}")
+
+    @property
+    def action_dim(self) -> int:
+        return len(self.joint_names)
+
+
+CameraSource = Literal["sim", "device", "file", "folder", "url", "topic"]
+
+
+@dataclass
+class CameraConfig:
+    """One camera. ``source: topic`` means an existing driver publishes it; no camera_node runs."""
+
+    name: str
+    source: CameraSource = "sim"
+    # Device index or path, video file, image folder or GStreamer/RTSP URL (per ``source``).
+    uri: str = ""
+    # Empty: /aloe/cam/<name>/image.
+    topic: str = ""
+    width: int = 320
+    height: int = 240
+    fps: float = 30.0
+    encoding: Literal["rgb8", "bgr8", "mono8"] = "rgb8"
+    frame_id: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.name or "/" in self.name:
+            raise ConfigError("name", f"must be a non-empty name without '/', got {self.name!r}")
+        if self.width <= 0 or self.height <= 0:
+            raise ConfigError("width", f"size must be positive, got {self.width}x{self.height}")
+        if self.fps <= 0:
+            raise ConfigError("fps", f"must be > 0, got {self.fps}")
+        if self.source in ("device", "file", "folder", "url") and not self.uri:
+            raise ConfigError("uri", f"source {self.source!r} needs a uri")
+        if not self.topic:
+            self.topic = f"/aloe/cam/{self.name}/image"
+        if not self.frame_id:
+            self.frame_id = f"{self.name}_optical_frame"
+
+
+@dataclass
+class TopicsConfig:
+    """Topic names. The defaults are what docs, tools and tests rely on."""
+
+    joint_states: str = "/aloe/joint_states"
+    command: str = "/aloe/command"
+    policy_chunk: str = "/aloe/policy/chunk"
+    policy_command: str = "/aloe/policy/command"
+    teleop_command: str = "/aloe/teleop/command"
+    joy: str = "/joy"
+    intervention: str = "/aloe/intervention"
+    episode: str = "/aloe/episode"
+    status: str = "/aloe/status"
+    critic_stats: str = "/aloe/critic/stats"
+    policy_update: str = "/aloe/policy/update"
+    # The sim's success/failure detector (EpisodeEvent); a real robot has none unless configured.
+    sim_detector: str = "/aloe/sim/detector"
+
+    def __post_init__(self) -> None:
+        for key, value in vars(self).items():
+            if not value.startswith("/"):
+                raise ConfigError(key, f"topic names must be absolute, got {value!r}")
+
+
+@dataclass
+class QosProfileConfig:
+    reliability: Literal["reliable", "best_effort"] = "reliable"
+    durability: Literal["volatile", "transient_local"] = "volatile"
+    depth: int = 10
+
+    def __post_init__(self) -> None:
+        if self.depth < 1:
+            raise ConfigError("depth", f"must be >= 1, got {self.depth}")
+
+
+@dataclass
+class QosConfig:
+    """QoS per class of topic. Reliable images: best-effort dropped ~half the frames on loopback."""
+
+    sensor: QosProfileConfig = field(default_factory=lambda: QosProfileConfig(depth=5))
+    command: QosProfileConfig = field(default_factory=QosProfileConfig)
+    events: QosProfileConfig = field(default_factory=lambda: QosProfileConfig(depth=100))
+
+
+@dataclass
+class JoystickConfig:
+    """Joystick and takeover settings; the button map itself comes from ``preset`` + overrides."""
+
+    preset: str = "xbox"
+    # toggle: press takeover / handback; deadman: control while the takeover button is held.
+    mode: Literal["toggle", "deadman"] = "toggle"
+    # No Joy message for this long while a human holds control: hold the pose, report it.
+    timeout_s: float = 0.5
+    deadzone: float = 0.1
+    # Joint speed at full stick deflection, rad/s.
+    max_joint_speed: float = 0.8
+    buttons: dict[str, int] = field(default_factory=dict)
+    axes: dict[str, int] = field(default_factory=dict)
+    # A leader-arm JointState topic (ALOHA style); empty: joystick axes drive the arms.
+    leader_topic: str = ""
+
+    def __post_init__(self) -> None:
+        if self.timeout_s <= 0:
+            raise ConfigError("timeout_s", f"must be > 0, got {self.timeout_s}")
+        if not 0 <= self.deadzone < 1:
+            raise ConfigError("deadzone", f"must be in [0, 1), got {self.deadzone}")
+
+
+@dataclass
+class RecordingConfig:
+    """Rosbag2 (MCAP) recording of every topic of the loop, one bag per run."""
+
+    enabled: bool = True
+    dir: str = "recordings"
+    storage: Literal["mcap"] = "mcap"
+    compression: Literal["none", "zstd", "lz4"] = "none"
+    # Extra topics to record beside the loop's own; the loop's topics are always recorded.
+    extra_topics: list[str] = field(default_factory=list)
+    # Everything older than this is on disk and readable after a kill -9.
+    flush_period_s: float = 0.5
+    min_free_disk_mb: int = 1024
+
+    def __post_init__(self) -> None:
+        if not 0 < self.flush_period_s <= 1.0:
+            raise ConfigError("flush_period_s", f"must be in (0, 1], got {self.flush_period_s}")
+
+
+@dataclass
+class PolicyConfig:
+    """The actor: the built-in flow-matching chunk policy or a LeRobot checkpoint."""
+
+    # A checkpoint directory; empty: a fresh, untrained built-in policy (the loop still runs).
+    path: str = ""
+    kind: Literal["auto", "builtin", "lerobot"] = "auto"
+    chunk_horizon: int = 50
+    execute_horizon: int = 25
+    flow_steps: int = 10
+    device: str = "cpu"
+    # PolicyUpdate checkpoints are accepted only from below this directory.
+    checkpoint_root: str = "checkpoints"
+    swap_at: Literal["episode_boundary", "immediate"] = "episode_boundary"
+    # An observation whose newest input is older than this does not start a chunk.
+    max_observation_age_s: float = 0.25
+    blend: Literal["none", "linear", "temporal_ensemble"] = "linear"
+    blend_steps: int = 5
+    # LeRobot adapter: camera name -> LeRobot image feature key.
+    camera_keys: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.chunk_horizon < 1:
+            raise ConfigError("chunk_horizon", f"must be >= 1, got {self.chunk_horizon}")
+        if not 1 <= self.execute_horizon <= self.chunk_horizon:
+            raise ConfigError(
+                "execute_horizon",
+                f"must be in [1, chunk_horizon={self.chunk_horizon}], got {self.execute_horizon}",
+            )
+        if self.flow_steps < 1:
+            raise ConfigError("flow_steps", f"must be >= 1, got {self.flow_steps}")
+
+
+@dataclass
+class LearningConfig:
+    """ALOE learner settings (DESIGN section 4); defaults follow the paper."""
+
+    method: Literal["aloe", "dagger", "awr_mc", "td1"] = "aloe"
+    gamma: float = 0.99
+    ensemble_size: int = 10
+    aggregation: Literal["min", "mean_minus_std", "subset_min"] = "min"
+    aggregation_beta: float = 1.0
+    aggregation_subset: int = 2
+    tau: float = 0.005
+    bootstrap_samples: int = 1
+    value_samples: int = 4
+    advantage_beta: float = 1.0
+    advantage_clip: float = 5.0
+    batch_size: int = 256
+    critic_lr: float = 3.0e-4
+    actor_lr: float = 1.0e-4
+    schedule: Literal["rounds", "continuous"] = "rounds"
+    episodes_per_round: int = 10
+    updates_per_round: int = 500
+    publish_every_updates: int = 500
+    source_ratios: dict[str, float] = field(
+        default_factory=lambda: {"demo": 0.25, "intervention": 0.25, "online": 0.4,
+                                 "historical": 0.1}
+    )
+    device: str = "cpu"
+    checkpoint_dir: str = "checkpoints"
+
+    def __post_init__(self) -> None:
+        if not 0 < self.gamma <= 1:
+            raise ConfigError("gamma", f"must be in (0, 1], got {self.gamma}")
+        if self.ensemble_size < 1:
+            raise ConfigError("ensemble_size", f"must be >= 1, got {self.ensemble_size}")
+        if not 0 < self.tau <= 1:
+            raise ConfigError("tau", f"must be in (0, 1], got {self.tau}")
+        if self.advantage_beta <= 0:
+            raise ConfigError("advantage_beta", f"must be > 0, got {self.advantage_beta}")
+        allowed = {"demo", "intervention", "online", "historical"}
+        for source, ratio in self.source_ratios.items():
+            if source not in allowed:
+                raise ConfigError(f"source_ratios.{source}", f"unknown source; use {sorted(allowed)}")
+            if ratio < 0:
+                raise ConfigError(f"source_ratios.{source}", f"must be >= 0, got {ratio}")
+
+
+@dataclass
+class SimConfig:
+    """The built-in simulated bimanual robot (used when the graph starts with sim)."""
+
+    scene: Literal["pack_phone", "fold_laundry", "pick_place"] = "pack_phone"
+    seed: int = 0
+    # Physics and joint-state rate; cameras render at their own fps.
+    physics_rate_hz: float = 60.0
+    # Start a new episode by itself this long after success / failure / timeout.
+    auto_reset_s: float = 1.0
+    # Randomness of the initial object poses, 0..1 of the scene's range.
+    randomization: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.physics_rate_hz <= 0:
+            raise ConfigError("physics_rate_hz", f"must be > 0, got {self.physics_rate_hz}")
+        if not 0 <= self.randomization <= 1:
+            raise ConfigError("randomization", f"must be in [0, 1], got {self.randomization}")
+
+
+NodeCondition = Literal["always", "sim", "real", "record"]
+
+
+@dataclass
+class NodeEntry:
+    """One node of the graph, started by the launch file and by ``aloe-ros up``."""
+
+    name: str
+    executable: str
+    # sim: only with sim:=true; real: only with sim:=false; record: only with record:=true.
+    when: NodeCondition = "always"
+    # Restart after a crash; only where that is safe (stateless drivers, recorder, learner).
+    respawn: bool = False
+    respawn_delay_s: float = 1.0
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        from aloe_ros.nodes import NODE_MODULES
+
+        if self.executable not in NODE_MODULES:
+            raise ConfigError(
+                "executable",
+                f"unknown executable {self.executable!r}; known: {', '.join(sorted(NODE_MODULES))}",
+            )
+
+
+@dataclass
+class TaskFile:
+    """A whole task file: ``config/<task>.yaml``."""
+
+    task: TaskConfig
+    robot: RobotConfig
+    cameras: list[CameraConfig]
+    nodes: list[NodeEntry]
+    topics: TopicsConfig = field(default_factory=TopicsConfig)
+    qos: QosConfig = field(default_factory=QosConfig)
+    joystick: JoystickConfig = field(default_factory=JoystickConfig)
+    recording: RecordingConfig = field(default_factory=RecordingConfig)
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    learning: LearningConfig = field(default_factory=LearningConfig)
+    sim: SimConfig = field(default_factory=SimConfig)
+    # Where the file was read from (set by load_task_config, not a YAML key).
+    source_path: str = field(default="", init=False)
+
+    def __post_init__(self) -> None:
+        names = [camera.name for camera in self.cameras]
+        for i, name in enumerate(names):
+            if names.index(name) != i:
+                raise ConfigError(f"cameras[{i}].name", f"camera {name!r} is listed twice")
+        node_names = [node.name for node in self.nodes]
+        for i, name in enumerate(node_names):
+            if node_names.index(name) != i:
+                raise ConfigError(f"nodes[{i}].name", f"node {name!r} is listed twice")
+
+    def nodes_for(self, *, sim: bool, record: bool) -> list[NodeEntry]:
+        """The nodes to start for this combination of launch arguments."""
+        wanted = {"always", "sim" if sim else "real"}
+        if record:
+            wanted.add("record")
+        return [node for node in self.nodes if node.when in wanted]
+
+
+def package_root() -> Path:
+    """The source checkout (pip/editable install) or the installed package directory."""
+    return Path(__file__).resolve().parent.parent
+
+
+def find_task_config(task_or_path: str) -> Path:
+    """Resolve a task name (``pack_phone``) or a path to a YAML file."""
+    candidate = Path(task_or_path).expanduser()
+    if candidate.suffix in (".yaml", ".yml") or os.sep in task_or_path:
+        if candidate.is_file():
+            return candidate
+        raise ConfigError("", "config file not found", str(candidate))
+    search = [package_root() / "config"]
+    try:  # a colcon install keeps config in share/aloe_ros/config
+        from ament_index_python.packages import get_package_share_directory
+
+        search.append(Path(get_package_share_directory("aloe_ros")) / "config")
+    except Exception:  # noqa: BLE001 - not installed through ament: the checkout is enough
+        pass
+    for folder in search:
+        path = folder / f"{task_or_path}.yaml"
+        if path.is_file():
+            return path
+    available = sorted({p.stem for folder in search if folder.is_dir()
+                        for p in folder.glob("*.yaml")})
+    raise ConfigError(
+        "", f"no task {task_or_path!r}; available: {', '.join(available) or 'none'}", task_or_path
+    )
+
+
+def load_task_config(task_or_path: str | Path) -> TaskFile:
+    """Load and validate a task file by name or path; raise ConfigError naming the key."""
+    path = find_task_config(str(task_or_path))
+    data = load_yaml_file(path)
+    config = from_dict(TaskFile, data, source=str(path))
+    config.source_path = str(path.resolve())
+    return config

@@ -1,0 +1,15 @@
+"""ROS 2 nodes: thin shells that wire topics, parameters and timers to the ROS-free core.
+
+NODE_MODULES is the one registry of executables: ``aloe-ros up``, the launch files,
+``ros2 run`` wrappers (scripts/ros2_run) and setup.py entry points are all checked against it.
+Each module exposes ``main(args=None)``.
+"""
+
+from __future__ import annotations
+
+NODE_MODULES: dict[str, str] = {
+    "sim_robot_node": "aloe_ros.nodes.sim_robot_node",
+    "camera_node": "aloe_ros.nodes.camera_node",
+}
+
+__all__ = ["NODE_MODULES"]
