@@ -1,4 +1,4 @@
-"""Typed task configuration: one YAML per task (config/<task>.yaml) is the single source of the graph.
+"""Typed task configuration: one YAML per task (config/<task>.yaml) is the single graph source.
 
 Every node, the launch files, ``aloe-ros up``, the recorder and the learner read the same file
 through :func:`load_task_config`. Unknown keys, wrong types and missing values stop start-up with
@@ -301,7 +301,8 @@ class LearningConfig:
         allowed = {"demo", "intervention", "online", "historical"}
         for source, ratio in self.source_ratios.items():
             if source not in allowed:
-                raise ConfigError(f"source_ratios.{source}", f"unknown source; use {sorted(allowed)}")
+                raise ConfigError(f"source_ratios.{source}",
+                                  f"unknown source; use {sorted(allowed)}")
             if ratio < 0:
                 raise ConfigError(f"source_ratios.{source}", f"must be >= 0, got {ratio}")
 

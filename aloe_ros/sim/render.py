@@ -9,6 +9,7 @@ larger and brighter, with a shadow on the table.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import cv2
 import numpy as np
@@ -47,7 +48,7 @@ class SimCameraRenderer:
             cv2.line(self._background, self._px((TABLE_X[0], y)), self._px((TABLE_X[1], y)),
                      (190, 185, 175), 1)
 
-    def _px(self, xy: tuple[float, float] | np.ndarray) -> tuple[int, int]:
+    def _px(self, xy: tuple[float, float] | tuple[Any, Any] | np.ndarray) -> tuple[int, int]:
         """World (x, y) to canvas pixel (column, row); the robot is at the bottom edge."""
         col = (float(xy[0]) - TABLE_X[0]) * CANVAS_PIXELS_PER_METRE
         row = (TABLE_Y[1] - float(xy[1])) * CANVAS_PIXELS_PER_METRE

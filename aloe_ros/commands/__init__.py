@@ -1,0 +1,1 @@
+"""Subcommands of the ``aloe-ros`` console command (registry: aloe_ros.cli.COMMANDS)."""
