@@ -86,7 +86,7 @@ fi
 
 # ---- 4. the package itself (editable: code changes need no reinstall) -----------------------
 pkg_stamp="$venv/.package.sha256"
-pkg_hash="$(sha256sum setup.py | cut -d' ' -f1)"
+pkg_hash="$(cat setup.py aloe_ros/nodes/__init__.py | sha256sum | cut -d' ' -f1)"
 if [ "$(cat "$pkg_stamp" 2>/dev/null)" != "$pkg_hash" ]; then
   say "installing aloe_ros (editable)"
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps \

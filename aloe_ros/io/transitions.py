@@ -1,0 +1,100 @@
+"""Chunk transitions cut from episodes: the unit of data of ALOE's learner (no ROS).
+
+    (o_t, A_t = a_t..a_{t+k-1}, R_t = sum_{i<k} gamma^i r_{t+i}, o_{t+k}, done, source, version)
+
+A chunk normally spans ``execute_horizon`` steps. It ends early (a *partial* chunk, k smaller)
+where control changes hands (takeover / handback) or the episode ends, so that a chunk never
+mixes human and policy actions. Partial chunks are kept, never dropped: their actions are padded
+to the full length by repeating the last executed action, ``valid_steps`` says how many are
+real, and the bootstrap discount is gamma^k for the k steps actually executed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from aloe_ros.io.episodes import Episode
+from aloe_ros.policies.base import Observation
+
+__all__ = ["ChunkTransition", "chunk_boundaries", "episode_to_transitions", "step_source"]
+
+
+@dataclass
+class ChunkTransition:
+    episode_id: int
+    start: int                       # step index t of the chunk's first action
+    observation: Observation         # o_t
+    actions: np.ndarray              # (chunk_length, D) executed actions, padded past valid_steps
+    valid_steps: int                 # k, the executed steps (k < chunk_length: partial chunk)
+    reward: float                    # sum_{i<k} gamma^i r_{t+i}
+    discount: float                  # gamma^k (0 when done: nothing to bootstrap from)
+    next_observation: Observation    # o_{t+k}
+    done: bool                       # the episode ended in success/failure inside this chunk
+    source: str                      # demo | intervention | online | historical
+    policy_version: str              # "" for human chunks
+
+
+def step_source(episode: Episode, step: int, current_version: str | None) -> str:
+    """Source label of one step: who produced its action, relative to the current policy."""
+    if episode.human[step]:
+        return "demo" if episode.source == "demo" else "intervention"
+    if episode.source == "demo":
+        return "demo"
+    version = episode.policy_versions[step]
+    if current_version is None or version == current_version:
+        return "online"
+    return "historical"
+
+
+def chunk_boundaries(episode: Episode, execute_horizon: int) -> Iterator[tuple[int, int]]:
+    """(start, end) step ranges: at most ``execute_horizon`` long, split where control changes.
+
+    The final step of a truncated episode (no outcome) starts no chunk of its own and ends
+    none: there is no next observation after it to bootstrap from.
+    """
+    last = len(episode) if episode.done else len(episode) - 1
+    start = 0
+    while start < last:
+        end = start + 1
+        while (end < last and end - start < execute_horizon
+               and episode.human[end] == episode.human[start]
+               and episode.policy_versions[end] == episode.policy_versions[start]):
+            end += 1
+        yield start, end
+        start = end
+
+
+def _observation(episode: Episode, step: int) -> Observation:
+    return Observation(images={name: frames[step] for name, frames in episode.images.items()},
+                       state=episode.states[step], task=episode.task,
+                       stamp=float(episode.timestamps[step]))
+
+
+def episode_to_transitions(episode: Episode, *, chunk_length: int, execute_horizon: int,
+                           gamma: float, current_version: str | None = None
+                           ) -> list[ChunkTransition]:
+    """Cut one episode into chunk transitions (see module docstring)."""
+    if not 1 <= execute_horizon <= chunk_length:
+        raise ValueError(f"execute_horizon {execute_horizon} must be in [1, {chunk_length}]")
+    transitions = []
+    steps = len(episode)
+    for start, end in chunk_boundaries(episode, execute_horizon):
+        k = end - start
+        executed = episode.actions[start:end].astype(np.float32)
+        padded = np.concatenate([executed, np.repeat(executed[-1:], chunk_length - k, axis=0)])
+        discounts = gamma ** np.arange(k)
+        reward = float(np.sum(discounts * episode.rewards[start:end]))
+        done = episode.done and end == steps
+        next_step = min(end, steps - 1)
+        transitions.append(ChunkTransition(
+            episode_id=episode.episode_id, start=start,
+            observation=_observation(episode, start), actions=padded, valid_steps=k,
+            reward=reward, discount=0.0 if done else float(gamma ** k),
+            next_observation=_observation(episode, next_step), done=done,
+            source=step_source(episode, start, current_version),
+            policy_version="" if episode.human[start] else episode.policy_versions[start],
+        ))
+    return transitions
