@@ -80,13 +80,14 @@ class Episode:
             "outcome_reason": self.outcome_reason, "metadata": self.metadata,
             "cameras": list(self.images), "policy_versions": self.policy_versions,
         }
-        arrays = {f"image_{name}": frames for name, frames in self.images.items()}
+        arrays: dict[str, np.ndarray] = {
+            f"image_{name}": frames for name, frames in self.images.items()}
+        arrays.update(header=np.frombuffer(json.dumps(header).encode(), dtype=np.uint8),
+                      timestamps=self.timestamps, states=self.states, actions=self.actions,
+                      human=self.human, rewards=self.rewards)
         tmp = path.with_name(path.name + ".tmp")
         with open(tmp, "wb") as handle:
-            np.savez_compressed(
-                handle, header=np.frombuffer(json.dumps(header).encode(), dtype=np.uint8),
-                timestamps=self.timestamps, states=self.states, actions=self.actions,
-                human=self.human, rewards=self.rewards, **arrays)
+            np.savez_compressed(handle, **arrays)  # type: ignore[arg-type]
         tmp.replace(path)  # never leave a half-written episode under the final name
         return path
 
