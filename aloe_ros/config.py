@@ -288,12 +288,40 @@ class LearningConfig:
     )
     device: str = "cpu"
     checkpoint_dir: str = "checkpoints"
+    # Critic network: own small CNN on images resized to critic_image_size, MLP heads this wide.
+    critic_width: int = 256
+    critic_image_size: int = 64
+    # Critic-only updates before the actor starts moving (its weights need a sane critic).
+    critic_warmup_updates: int = 0
+    grad_clip_norm: float = 10.0
+    # Oldest chunk transitions are evicted beyond this many; 0 = unbounded.
+    replay_capacity: int = 200000
+    # Checkpoint + PolicyUpdate every this many updates (continuous) or after each round.
+    checkpoint_every_updates: int = 500
+    # Start training (continuous) once the replay holds at least this many transitions.
+    min_replay_transitions: int = 64
+    seed: int = 0
 
     def __post_init__(self) -> None:
         if not 0 < self.gamma <= 1:
             raise ConfigError("gamma", f"must be in (0, 1], got {self.gamma}")
         if self.ensemble_size < 1:
             raise ConfigError("ensemble_size", f"must be >= 1, got {self.ensemble_size}")
+        if not 1 <= self.aggregation_subset <= self.ensemble_size:
+            raise ConfigError("aggregation_subset", f"must be in [1, ensemble_size="
+                              f"{self.ensemble_size}], got {self.aggregation_subset}")
+        for key in ("bootstrap_samples", "value_samples", "batch_size", "episodes_per_round",
+                    "updates_per_round", "publish_every_updates", "critic_width",
+                    "critic_image_size", "checkpoint_every_updates"):
+            if getattr(self, key) < 1:
+                raise ConfigError(key, f"must be >= 1, got {getattr(self, key)}")
+        if self.advantage_clip <= 0:
+            raise ConfigError("advantage_clip", f"must be > 0, got {self.advantage_clip}")
+        for key in ("critic_lr", "actor_lr", "grad_clip_norm"):
+            if getattr(self, key) <= 0:
+                raise ConfigError(key, f"must be > 0, got {getattr(self, key)}")
+        if self.replay_capacity < 0:
+            raise ConfigError("replay_capacity", f"must be >= 0, got {self.replay_capacity}")
         if not 0 < self.tau <= 1:
             raise ConfigError("tau", f"must be in (0, 1], got {self.tau}")
         if self.advantage_beta <= 0:
