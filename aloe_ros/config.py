@@ -221,10 +221,27 @@ class RecordingConfig:
     # Everything older than this is on disk and readable after a kill -9.
     flush_period_s: float = 0.5
     min_free_disk_mb: int = 1024
+    # Bytes waiting for the writer thread; beyond this, messages are dropped and counted per topic.
+    queue_max_mb: int = 512
+    # fsync at every flush: data also survives a power loss, not only a crash of the logger.
+    fsync: bool = True
+    # Subscription history depth of the logger (per topic), so bursts queue in DDS, not drop.
+    subscription_depth: int = 100
 
     def __post_init__(self) -> None:
         if not 0 < self.flush_period_s <= 1.0:
             raise ConfigError("flush_period_s", f"must be in (0, 1], got {self.flush_period_s}")
+        if self.min_free_disk_mb < 0:
+            raise ConfigError("min_free_disk_mb", f"must be >= 0, got {self.min_free_disk_mb}")
+        if self.queue_max_mb < 1:
+            raise ConfigError("queue_max_mb", f"must be >= 1, got {self.queue_max_mb}")
+        if self.subscription_depth < 1:
+            raise ConfigError("subscription_depth",
+                              f"must be >= 1, got {self.subscription_depth}")
+        for i, topic in enumerate(self.extra_topics):
+            if not topic.startswith("/"):
+                raise ConfigError(f"extra_topics[{i}]",
+                                  f"topic names must be absolute, got {topic!r}")
 
 
 @dataclass
