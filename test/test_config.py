@@ -1,0 +1,97 @@
+"""Task config loading: every shipped task loads; bad values stop with the YAML key path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from helpers import REPO, write_task_config
+
+from aloe_ros.config import ConfigError, load_task_config
+
+TASKS = sorted(p.stem for p in (REPO / "config").glob("*.yaml"))
+
+
+def test_the_three_tasks_of_the_issue_ship() -> None:
+    assert {"pack_phone", "fold_laundry", "pick_place"} <= set(TASKS)
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_every_shipped_task_loads(task: str) -> None:
+    config = load_task_config(task)
+    assert config.task.name == task
+    assert config.robot.action_dim == len(config.robot.joint_names) == 14
+    assert [c.topic for c in config.cameras] == [f"/aloe/cam/{c.name}/image"
+                                                  for c in config.cameras]
+    assert config.nodes_for(sim=True, record=False), "the sim graph must start something"
+
+
+def _error(tmp_path: Path, overrides: dict) -> ConfigError:
+    path = write_task_config(tmp_path, overrides=overrides)
+    with pytest.raises(ConfigError) as info:
+        load_task_config(path)
+    return info.value
+
+
+@pytest.mark.parametrize(
+    ("overrides", "key_path", "fragment"),
+    [
+        ({"robot": {"control_rate": 30}}, "robot.control_rate", "unknown key"),
+        ({"robot": {"control_rate_hz": "fast"}}, "robot.control_rate_hz", "expected a number"),
+        ({"cameras": [{"name": "top", "fps": "thirty"}]}, "cameras[0].fps", "expected a number"),
+        ({"cameras": [{"name": "top", "wdth": 3}]}, "cameras[0].wdth", "unknown key"),
+        ({"cameras": [{"fps": 30}]}, "cameras[0].name", "missing required value"),
+        ({"robot": {"velocity_limits": [1.0] * 13 + [-1.0]}}, "robot.velocity_limits[13]",
+         "must be > 0"),
+        ({"robot": {"position_lower": [0.0] * 13}}, "robot.position_lower", "has 13 values"),
+        ({"robot": {"arms": {"left": ["left_waist", "nose"]}}}, "robot.arms.left[1]",
+         "unknown joint 'nose'"),
+        ({"policy": {"execute_horizon": 80}}, "policy.execute_horizon", "must be in [1,"),
+        ({"learning": {"aggregation": "max"}}, "learning.aggregation", "must be one of"),
+        ({"learning": {"source_ratios": {"robot": 1.0}}}, "learning.source_ratios.robot",
+         "unknown source"),
+        ({"sim": {"seed": 1.5}}, "sim.seed", "expected an integer"),
+        ({"recording": {"enabled": "yes"}}, "recording.enabled", "expected true or false"),
+        ({"topics": {"command": "aloe/command"}}, "topics.command", "must be absolute"),
+        ({"nodes": [{"name": "x", "executable": "no_such_node"}]}, "nodes[0].executable",
+         "unknown executable"),
+        ({"cameras": [{"name": "top"}, {"name": "top"}]}, "cameras[1].name", "listed twice"),
+    ],
+)
+def test_bad_values_name_the_key_path(tmp_path: Path, overrides: dict, key_path: str,
+                                      fragment: str) -> None:
+    error = _error(tmp_path, overrides)
+    assert error.key_path == key_path
+    assert fragment in str(error)
+    assert str(tmp_path / "task.yaml") in str(error), "the message names the file"
+
+
+def test_missing_section_is_reported(tmp_path: Path) -> None:
+    path = tmp_path / "task.yaml"
+    path.write_text((REPO / "config" / "pack_phone.yaml").read_text().replace("robot:", "robo:"))
+    with pytest.raises(ConfigError) as info:
+        load_task_config(path)
+    assert info.value.key_path == "robo"
+
+
+def test_malformed_yaml_names_file_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "broken.yaml"
+    path.write_text("task:\n  name: x\n  text: [unclosed\n")
+    with pytest.raises(ConfigError) as info:
+        load_task_config(path)
+    assert "malformed YAML" in str(info.value)
+    assert "broken.yaml" in str(info.value)
+    assert "line" in str(info.value)
+
+
+def test_unknown_task_lists_the_available_ones() -> None:
+    with pytest.raises(ConfigError) as info:
+        load_task_config("pack_sandwich")
+    assert "pack_phone" in str(info.value)
+
+
+def test_nodes_for_filters_by_sim_and_record(pack_phone_config) -> None:  # noqa: ANN001
+    sim_nodes = {n.name for n in pack_phone_config.nodes_for(sim=True, record=False)}
+    real_nodes = {n.name for n in pack_phone_config.nodes_for(sim=False, record=False)}
+    assert "sim_robot" in sim_nodes and "sim_robot" not in real_nodes
+    assert "camera" in real_nodes and "camera" not in sim_nodes
