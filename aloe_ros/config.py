@@ -18,6 +18,7 @@ from aloe_ros.config_loader import ConfigError, from_dict, load_yaml_file
 __all__ = [
     "CameraConfig",
     "ConfigError",
+    "EpisodeConfig",
     "JoystickConfig",
     "LearningConfig",
     "NodeEntry",
@@ -196,16 +197,64 @@ class JoystickConfig:
     deadzone: float = 0.1
     # Joint speed at full stick deflection, rad/s.
     max_joint_speed: float = 0.8
+    # Gripper speed with a trigger fully pressed (gripper units/s).
+    gripper_speed: float = 1.0
+    # A released button must read released this long before it can press again (chatter).
+    debounce_s: float = 0.05
+    # Overrides of the preset: action -> button index, axis name -> axis index (-1 unbinds).
     buttons: dict[str, int] = field(default_factory=dict)
     axes: dict[str, int] = field(default_factory=dict)
-    # A leader-arm JointState topic (ALOHA style); empty: joystick axes drive the arms.
+    # Stick axis per non-gripper joint of an arm, in the arm's order ("-name" inverts);
+    # empty: the preset's ALOHA mapping (waist, shoulder, elbow, roll, wrist angle, rotate).
+    joint_axes: list[str] = field(default_factory=list)
+    # Arms the sticks drive after a takeover: both, or one name of robot.arms.
+    arms: str = "both"
+    # A leader-arm JointState topic (ALOHA style) the human's command follows while a human
+    # holds control; absolute human targets on topics.teleop_command are followed as well.
     leader_topic: str = ""
 
     def __post_init__(self) -> None:
+        from aloe_ros.teleop.layout import resolve_layout
+
         if self.timeout_s <= 0:
             raise ConfigError("timeout_s", f"must be > 0, got {self.timeout_s}")
         if not 0 <= self.deadzone < 1:
             raise ConfigError("deadzone", f"must be in [0, 1), got {self.deadzone}")
+        if self.max_joint_speed <= 0:
+            raise ConfigError("max_joint_speed", f"must be > 0, got {self.max_joint_speed}")
+        if self.gripper_speed <= 0:
+            raise ConfigError("gripper_speed", f"must be > 0, got {self.gripper_speed}")
+        if not 0 <= self.debounce_s < self.timeout_s:
+            raise ConfigError("debounce_s",
+                              f"must be in [0, timeout_s={self.timeout_s}), got {self.debounce_s}")
+        if self.leader_topic and not self.leader_topic.startswith("/"):
+            raise ConfigError("leader_topic", f"must be absolute, got {self.leader_topic!r}")
+        # Unknown preset, unknown action or axis names, clashing indices: fail at start.
+        resolve_layout(self.preset, self.buttons, self.axes, self.joint_axes)
+
+
+ToggleWhen = Literal["never", "sim", "always"]
+
+
+@dataclass
+class EpisodeConfig:
+    """Episode lifecycle (teleop_node): RESET -> START -> outcome -> RESET ..."""
+
+    # Take SUCCESS / FAILURE from the sim's detector (topics.sim_detector): never, only when
+    # running on the sim, or always (a real detector publishing there).
+    outcome_from_detector: ToggleWhen = "sim"
+    # Reset by itself auto_reset_delay_s after an outcome (else: wait for the reset button).
+    auto_reset: ToggleWhen = "sim"
+    auto_reset_delay_s: float = 1.0
+    # START follows RESET after this long (the scene and the robot settle).
+    reset_to_start_s: float = 0.5
+    # The first RESET waits for the robot's pose and this long after start-up.
+    startup_delay_s: float = 1.0
+
+    def __post_init__(self) -> None:
+        for key in ("auto_reset_delay_s", "reset_to_start_s", "startup_delay_s"):
+            if getattr(self, key) < 0:
+                raise ConfigError(key, f"must be >= 0, got {getattr(self, key)}")
 
 
 @dataclass
@@ -409,6 +458,7 @@ class TaskFile:
     topics: TopicsConfig = field(default_factory=TopicsConfig)
     qos: QosConfig = field(default_factory=QosConfig)
     joystick: JoystickConfig = field(default_factory=JoystickConfig)
+    episode: EpisodeConfig = field(default_factory=EpisodeConfig)
     recording: RecordingConfig = field(default_factory=RecordingConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     learning: LearningConfig = field(default_factory=LearningConfig)
@@ -425,6 +475,9 @@ class TaskFile:
         for i, name in enumerate(node_names):
             if node_names.index(name) != i:
                 raise ConfigError(f"nodes[{i}].name", f"node {name!r} is listed twice")
+        if self.joystick.arms != "both" and self.joystick.arms not in self.robot.arms:
+            raise ConfigError("joystick.arms", f"unknown arm {self.joystick.arms!r}; use both "
+                                               f"or one of {sorted(self.robot.arms)}")
 
     def nodes_for(self, *, sim: bool, record: bool) -> list[NodeEntry]:
         """The nodes to start for this combination of launch arguments."""
