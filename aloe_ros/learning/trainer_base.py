@@ -1,0 +1,100 @@
+"""The one trainer interface shared by ALOE and the baselines (torch, no ROS).
+
+``update(batch) -> stats`` (metrics named ``losses/*`` and ``charts/*``), ``evaluate(batch)``
+(per-row Q, ensemble std, V and advantage, for CriticStats and plots), ``state_dict`` /
+``load_state_dict`` (critic, target, optimisers, step; the actor's weights are saved as a
+policy directory by the learner, not here).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol, runtime_checkable
+
+import torch
+from torch import nn
+
+from aloe_ros.config import LearningConfig
+from aloe_ros.learning.batch import TransitionBatch
+from aloe_ros.policies.base import TrainableChunkPolicy
+
+__all__ = ["GradientSync", "Trainer", "TrainerBase"]
+
+# Called between backward() and the optimiser step, e.g. to all-reduce gradients across ranks.
+GradientSync = Callable[[list[nn.Parameter]], None]
+
+
+@runtime_checkable
+class Trainer(Protocol):
+    method: str
+    actor: TrainableChunkPolicy
+    step: int
+
+    def update(self, batch: TransitionBatch) -> dict[str, float]: ...
+
+    def evaluate(self, batch: TransitionBatch) -> dict[str, torch.Tensor]: ...
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+class TrainerBase:
+    """Device handling, optimiser steps with clipping and gradient sync, save/load plumbing."""
+
+    method = "base"
+
+    def __init__(self, actor: TrainableChunkPolicy, config: LearningConfig, *,
+                 device: str | torch.device = "cpu",
+                 gradient_sync: GradientSync | None = None) -> None:
+        self.actor = actor
+        self.config = config
+        self.device = torch.device(device)
+        self.gradient_sync = gradient_sync
+        self.step = 0
+        self.actor_params = [p for p in actor.parameters() if p.requires_grad]
+        self.actor_optimizer = torch.optim.Adam(self.actor_params, lr=config.actor_lr)
+        self.generator = torch.Generator().manual_seed(config.seed)
+
+    def optimise(self, optimizer: torch.optim.Optimizer, loss: torch.Tensor,
+                 params: Iterable[nn.Parameter]) -> float:
+        """zero_grad, backward, gradient sync (data-parallel), clip to grad_clip_norm, step.
+
+        Returns the gradient norm before clipping.
+        """
+        params = list(params)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.gradient_sync is not None:
+            self.gradient_sync(params)
+        norm = torch.nn.utils.clip_grad_norm_(params, self.config.grad_clip_norm)
+        optimizer.step()
+        return float(norm)
+
+    def actor_update(self, batch: TransitionBatch, weights: torch.Tensor) -> float:
+        """One step of weighted flow matching on the batch's target chunks; returns the loss."""
+        _set_train(self.actor, True)
+        loss = self.actor.flow_matching_loss(batch.observation, batch.target_actions,
+                                             weights=weights.detach(),
+                                             action_mask=batch.target_mask)
+        self.optimise(self.actor_optimizer, loss, self.actor_params)
+        return float(loss.detach())
+
+    def base_state(self) -> dict[str, Any]:
+        return {"method": self.method, "step": self.step,
+                "actor_optimizer": self.actor_optimizer.state_dict(),
+                "generator": self.generator.get_state()}
+
+    def load_base_state(self, state: dict[str, Any]) -> None:
+        if state.get("method") != self.method:
+            raise ValueError(f"checkpoint is for method {state.get('method')!r}, "
+                             f"this trainer is {self.method!r}")
+        self.step = int(state["step"])
+        self.actor_optimizer.load_state_dict(state["actor_optimizer"])
+        self.generator.set_state(state["generator"])
+
+
+def _set_train(module: object, mode: bool) -> None:
+    train = getattr(module, "train", None)
+    if callable(train):
+        train(mode)
