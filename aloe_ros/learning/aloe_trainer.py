@@ -78,8 +78,8 @@ class AloeTrainer(TrainerBase):
         polyak_update(self.target_critic, self.critic, cfg.tau)
         stats = {
             "losses/critic": float(critic_loss.detach()), "charts/critic_grad_norm": critic_grad,
-            "charts/td_target": float(target.mean()), "charts/q_mean": float(q.mean()),
-            "charts/q_ensemble_std": float(q.std(dim=0, unbiased=False).mean()),
+            "charts/td_target": float(target.mean()), "charts/q_mean": float(q.detach().mean()),
+            "charts/q_ensemble_std": float(q.detach().std(dim=0, unbiased=False).mean()),
         }
         # 3. Actor: advantage-weighted flow matching (weights detached, V a constant).
         if self.step >= cfg.critic_warmup_updates:

@@ -1,0 +1,164 @@
+"""Trainers behind one interface: ALOE, 1-step TD, HG-DAgger, AWR with Monte-Carlo values."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from learning_doubles import ConstantPolicy, make_episode
+
+from aloe_ros.config import LearningConfig
+from aloe_ros.learning.aloe_trainer import AloeTrainer
+from aloe_ros.learning.baselines import (
+    AwrMcTrainer,
+    DaggerTrainer,
+    dagger_weights,
+    n_step_advantage,
+)
+from aloe_ros.learning.critic import CriticEnsemble, EnsembleLinear, ValueNetwork
+from aloe_ros.learning.replay import ChunkReplay, ReplaySpec
+
+torch.set_num_threads(1)
+RATIOS = {"demo": 1.0, "intervention": 1.0, "online": 1.0, "historical": 1.0}
+
+
+def learning(**overrides) -> LearningConfig:  # type: ignore[no-untyped-def]
+    values = {"ensemble_size": 3, "batch_size": 16, "critic_lr": 3e-3, "actor_lr": 1e-2,
+              "critic_width": 32, "critic_image_size": 8, "value_samples": 2,
+              "advantage_clip": 2.0}
+    values.update(overrides)
+    return LearningConfig(**values)
+
+
+def tiny_critic(cfg: LearningConfig, chunk: int = 3) -> CriticEnsemble:
+    torch.manual_seed(0)
+    return CriticEnsemble(["top"], 2, 2, chunk, ensemble_size=cfg.ensemble_size,
+                          width=cfg.critic_width, image_size=cfg.critic_image_size)
+
+
+def filled_replay(chunk: int = 3) -> ChunkReplay:
+    buffer = ChunkReplay(ReplaySpec(critic_chunk=chunk, actor_horizon=4, gamma=0.9), RATIOS)
+    buffer.add_episode(make_episode(9, episode_id=0, success=True))
+    buffer.add_episode(make_episode(9, episode_id=1, success=False, source="demo"))
+    buffer.add_episode(make_episode(9, episode_id=2, success=None,
+                                    human=[False] * 3 + [True] * 6))
+    return buffer
+
+
+def test_ensemble_linear_matches_separate_layers() -> None:
+    layer = EnsembleLinear(3, 4, 5)
+    x = torch.randn(3, 7, 4)
+    out = layer(x)
+    for k in range(3):
+        expected = x[k] @ layer.weight[k] + layer.bias[k]
+        assert torch.allclose(out[k], expected, atol=1e-6)
+
+
+def test_critic_shapes_and_heads_differ() -> None:
+    cfg = learning()
+    critic = tiny_critic(cfg)
+    batch = filled_replay().sample(5, np.random.default_rng(0))
+    q = critic(batch.observation, batch.actions, batch.action_mask)
+    assert q.shape == (3, 5)
+    assert q.std(dim=0).mean() > 0
+    many = critic(batch.observation, batch.target_actions[:, None].repeat(1, 4, 1, 1))
+    assert many.shape == (3, 5, 4)
+
+
+def test_aloe_update_fits_terminal_rewards_and_weights_the_actor() -> None:
+    cfg = learning(tau=0.05)
+    actor = ConstantPolicy(chunk_horizon=4, action_dim=2, value=0.0)
+    trainer = AloeTrainer(actor, tiny_critic(cfg), cfg)
+    buffer = ChunkReplay(ReplaySpec(critic_chunk=3, actor_horizon=4, gamma=0.9), RATIOS)
+    buffer.add_episode(make_episode(3, success=True))       # one chunk, done, R = 0.9^2
+    batch = buffer.sample(8, np.random.default_rng(0))
+    for _ in range(150):
+        stats = trainer.update(batch)
+    q = trainer.critic(batch.observation, batch.actions, batch.action_mask)
+    assert q.detach() == pytest.approx(torch.full_like(q, 0.81), abs=0.05)
+    assert stats["losses/critic"] < 1e-2
+    assert actor.last_weights is not None and actor.last_weights.shape == (8,)
+    c = cfg.advantage_clip
+    assert bool(((actor.last_weights >= math.exp(-c) - 1e-6)
+                 & (actor.last_weights <= math.exp(c) + 1e-6)).all())
+    assert trainer.step == 150
+
+
+def test_critic_warmup_leaves_the_actor_alone() -> None:
+    cfg = learning(critic_warmup_updates=2)
+    actor = ConstantPolicy()
+    trainer = AloeTrainer(actor, tiny_critic(cfg), cfg)
+    batch = filled_replay().sample(8, np.random.default_rng(0))
+    assert "losses/actor" not in trainer.update(batch)
+    assert actor.last_weights is None
+    trainer.update(batch)
+    assert "losses/actor" in trainer.update(batch)
+
+
+def test_td1_runs_on_one_step_chunks() -> None:
+    cfg = learning()
+    trainer = AloeTrainer(ConstantPolicy(), tiny_critic(cfg, chunk=1), cfg, method="td1")
+    buffer = filled_replay(chunk=1)
+    assert len(buffer) == 9 + 9 + 8                      # one transition per step
+    stats = trainer.update(buffer.sample(8, np.random.default_rng(0)))
+    assert math.isfinite(stats["losses/critic"])
+    assert trainer.evaluate(buffer.episode_batch(0))["advantage"].shape == (9,)
+
+
+def test_state_dict_round_trip_restores_critic_and_optimisers() -> None:
+    cfg = learning()
+    trainer = AloeTrainer(ConstantPolicy(), tiny_critic(cfg), cfg)
+    batch = filled_replay().sample(8, np.random.default_rng(0))
+    trainer.update(batch)
+    state = trainer.state_dict()
+    other = AloeTrainer(ConstantPolicy(), tiny_critic(learning()), cfg)
+    with torch.no_grad():
+        other.critic.layers[0].weight.add_(1.0)
+    other.load_state_dict(state)
+    assert other.step == 1
+    assert torch.equal(other.critic(batch.observation, batch.actions),
+                       trainer.critic(batch.observation, batch.actions))
+    with pytest.raises(ValueError, match="method"):
+        DaggerTrainer(ConstantPolicy(), cfg).load_state_dict(state)
+
+
+def test_dagger_weights_interventions_demos_and_successes() -> None:
+    batch = filled_replay().episode_batch(2)            # truncated: policy, then intervention
+    assert batch.source == ["online", "intervention", "intervention"]
+    assert dagger_weights(batch).tolist() == [0.0, 1.0, 1.0]
+    assert dagger_weights(filled_replay().episode_batch(0)).tolist() == [1.0] * 3
+    assert dagger_weights(filled_replay().episode_batch(1)).tolist() == [1.0] * 3  # demo
+
+
+def test_dagger_skips_batches_with_nothing_to_imitate() -> None:
+    buffer = ChunkReplay(ReplaySpec(critic_chunk=3, actor_horizon=4, gamma=0.9), RATIOS)
+    buffer.add_episode(make_episode(6, success=False))
+    actor = ConstantPolicy()
+    stats = DaggerTrainer(actor, learning()).update(buffer.sample(4, np.random.default_rng(0)))
+    assert "losses/actor" not in stats and actor.last_weights is None
+
+
+def test_n_step_advantage() -> None:
+    adv = n_step_advantage(torch.tensor([1.0, 0.0]), torch.tensor([0.0, 0.5]),
+                           torch.tensor([1.0, 0.0]), torch.tensor([0.2, 1.0]),
+                           torch.tensor([9.0, 4.0]))
+    assert adv.tolist() == pytest.approx([0.8, 1.0])
+
+
+def test_awr_mc_value_regresses_monte_carlo_returns() -> None:
+    cfg = learning(critic_lr=1e-2)
+    torch.manual_seed(0)
+    value_net = ValueNetwork(["top"], 2, width=32, image_size=8)
+    actor = ConstantPolicy()
+    trainer = AwrMcTrainer(actor, value_net, cfg)
+    buffer = ChunkReplay(ReplaySpec(critic_chunk=3, actor_horizon=4, gamma=0.9), RATIOS)
+    buffer.add_episode(make_episode(9, success=True))
+    batch = buffer.episode_batch(0)
+    for _ in range(200):
+        stats = trainer.update(batch)
+    assert stats["losses/value"] < 1e-3
+    evaluation = trainer.evaluate(batch)
+    assert evaluation["value"] == pytest.approx(batch.mc_return, abs=0.05)
+    assert actor.last_weights is not None
