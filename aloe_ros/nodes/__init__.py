@@ -10,6 +10,7 @@ from __future__ import annotations
 NODE_MODULES: dict[str, str] = {
     "sim_robot_node": "aloe_ros.nodes.sim_robot_node",
     "camera_node": "aloe_ros.nodes.camera_node",
+    "trajectory_logger_node": "aloe_ros.nodes.trajectory_logger_node",
 }
 
 __all__ = ["NODE_MODULES"]
