@@ -252,6 +252,14 @@ class ChunkReplay:
         labels = self.sources_of(segment)
         return self._gather([(segment_index, i, str(labels[i])) for i in range(len(segment))])
 
+    def transitions_batch(self, episode: Episode) -> TransitionBatch | None:
+        """The transitions of ``episode`` as one batch, without storing them (live stats)."""
+        scratch = ChunkReplay(self.spec, self.source_ratios,
+                              current_version=self.current_version)
+        if scratch.add_episode(episode) == 0:
+            return None
+        return scratch.episode_batch(0)
+
     def _gather(self, picks: list[tuple[int, int, str]]) -> TransitionBatch:
         def stack(key: str) -> torch.Tensor:
             return torch.from_numpy(np.stack([getattr(self.segments[s], key)[i]
