@@ -143,12 +143,19 @@ class Bag:
         connections = [c for c in self._connections if wanted is None or c.topic in wanted]
         if not connections:
             return
+        expected = sum(c.msgcount for c in connections)
+        seen = 0
         try:
             for connection, stamp, data in self._reader.messages(connections=connections):
+                seen += 1
                 yield connection.topic, connection.msgtype, int(stamp), data
         except Exception as exc:  # noqa: BLE001 - corrupt chunk etc.: name the file
             raise BagError(f"{self.path}: corrupt data while reading "
                            f"({type(exc).__name__}: {exc})") from None
+        # rosbags can skip a damaged chunk silently: the metadata's counts catch that.
+        if seen != expected:
+            raise BagError(f"{self.path}: corrupt bag: {seen} messages readable, the index "
+                           f"lists {expected}")
 
     def decode(self, msgtype: str, data: bytes | memoryview) -> Any:
         """A rosbags message object (fields as in ROS; arrays as numpy)."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -120,7 +121,8 @@ def _rewrite(source: Path, target: Path, sidecar: dict[str, Any]) -> RepairRepor
                 record = next(records)
             except StopIteration:
                 break
-            except (McapError, ValueError, EOFError, OSError) as exc:  # torn or corrupt tail
+            except (McapError, struct.error, ValueError, EOFError, OSError) as exc:
+                # a torn or corrupt tail: everything before it is kept
                 report.stop_reason = f"{type(exc).__name__}: {exc}"
                 break
             if isinstance(record, Schema):
