@@ -1,0 +1,152 @@
+"""trajectory_logger_node over DDS: records every topic, survives SIGKILL, guards the disk."""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from bag_synth import small_camera_overrides
+from helpers import node_process_command, running_process, spin_until, write_task_config
+
+from aloe_ros.io.bag_reader import Bag, BagError
+from aloe_ros.io.bag_repair import find_unfinished_bags, repair_bag
+
+
+def _publishers(node: Any, config: Any) -> dict[str, tuple[Any, Any]]:
+    """One publisher and one sample message per recorded topic."""
+    import numpy as np
+    from sensor_msgs.msg import Image, JointState, Joy
+
+    from aloe_ros.io.images import fill_image
+    from aloe_ros.msg import ActionChunk, CriticStats, EpisodeEvent, InterventionEvent, PolicyUpdate
+    from aloe_ros.nodes.common import qos_profile
+
+    topics = config.topics
+    names = list(config.robot.joint_names)
+    joint = JointState(name=names, position=[0.1] * len(names))
+    samples: dict[str, Any] = {
+        topics.joint_states: joint, topics.command: joint, topics.policy_command: joint,
+        topics.teleop_command: joint, topics.joy: Joy(axes=[0.1], buttons=[1]),
+        topics.policy_chunk: ActionChunk(policy_version="v7", actions=[1.0, 2.0]),
+        topics.intervention: InterventionEvent(kind=InterventionEvent.TAKEOVER),
+        topics.episode: EpisodeEvent(kind=EpisodeEvent.START, task="pack_phone"),
+        topics.critic_stats: CriticStats(q_mean=1.0),
+        topics.policy_update: PolicyUpdate(policy_version="v8"),
+    }
+    for camera in config.cameras:
+        samples[camera.topic] = fill_image(Image(), np.zeros((24, 32, 3), np.uint8), "rgb8")
+    qos = qos_profile(config.qos.command)
+    return {topic: (node.create_publisher(type(msg), topic, qos), msg)
+            for topic, msg in samples.items()}
+
+
+def _start(tmp_path: Path, overrides: dict[str, Any] | None = None
+           ) -> tuple[Any, list[str], Path]:
+    from aloe_ros.config import load_task_config
+
+    merged = small_camera_overrides()
+    merged.update(overrides or {})
+    config_path = write_task_config(tmp_path, overrides=merged)
+    record_dir = tmp_path / "bags"
+    command = node_process_command("trajectory_logger_node", config_path, sim=False,
+                                   params={"record_dir": str(record_dir)})
+    return load_task_config(config_path), command, record_dir
+
+
+def _publish_all(ros_context: Any, config: Any, count: int, *, then_wait_s: float = 0.0,
+                 status_seen: list[Any] | None = None) -> dict[str, int]:
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+
+    from aloe_ros.msg import Status
+
+    node = rclpy.create_node("logger_test_pub", context=ros_context)
+    executor = SingleThreadedExecutor(context=ros_context)
+    executor.add_node(node)
+    try:
+        pubs = _publishers(node, config)
+        if status_seen is not None:
+            node.create_subscription(Status, config.topics.status,
+                                     lambda m: status_seen.append(m) if m.node ==
+                                     "trajectory_logger" else None, 10)
+        assert spin_until(executor, lambda: all(p.get_subscription_count() > 0
+                                                for p, _ in pubs.values()), 30.0), \
+            "logger never subscribed every topic"
+        for i in range(count):
+            for pub, msg in pubs.values():
+                msg.header.stamp.sec = i + 1
+                pub.publish(msg)
+            executor.spin_once(timeout_sec=0.01)
+        end = time.monotonic() + then_wait_s
+        while time.monotonic() < end:
+            executor.spin_once(timeout_sec=0.05)
+        return {topic: count for topic in pubs}
+    finally:
+        node.destroy_node()
+
+
+def _only_bag(record_dir: Path) -> Path:
+    bags = [p for p in record_dir.iterdir() if p.is_dir()]
+    assert len(bags) == 1, bags
+    return bags[0]
+
+
+def test_logger_records_every_topic_and_stops_cleanly(tmp_path: Path, ros_context: Any) -> None:
+    config, command, record_dir = _start(tmp_path)
+    statuses: list[Any] = []
+    with running_process(command, log_path=tmp_path / "logger.log") as process:
+        sent = _publish_all(ros_context, config, 20, then_wait_s=2.5, status_seen=statuses)
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=20) == 0
+    bag = _only_bag(record_dir)
+    with Bag(bag) as reader:
+        counts = {t: s.count for t, s in reader.topics.items()}
+        for topic, n in sent.items():
+            assert counts[topic] == n, (topic, counts[topic], n)
+        assert counts[config.topics.status] >= 1  # the logger's own Status
+        assert sorted(reader.custom_json("aloe_ros.policy_versions", [])) == ["v7", "v8"]
+        assert reader.custom_json("aloe_ros.lost_messages", None) == {}
+        assert reader.task_config() is not None
+    assert statuses, "no Status from the logger"
+    counters = dict(zip(statuses[-1].counter_names, statuses[-1].counter_values))
+    assert counters["lost"] == 0 and counters["written"] > 0
+    assert str(bag) in statuses[-1].message
+
+
+def test_sigkilled_logger_leaves_a_repairable_bag(tmp_path: Path, ros_context: Any) -> None:
+    config, command, record_dir = _start(tmp_path, {"recording": {"flush_period_s": 0.5}})
+    with running_process(command, log_path=tmp_path / "logger.log") as process:
+        # everything published more than flush_period_s before the kill must survive
+        sent = _publish_all(ros_context, config, 15, then_wait_s=1.5)
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=10)
+    bag = _only_bag(record_dir)
+    with pytest.raises(BagError, match="bag repair"):
+        Bag(bag)
+    assert find_unfinished_bags(record_dir) == [bag]
+    repair_bag(bag)
+    with Bag(bag) as reader:
+        counts = {t: s.count for t, s in reader.topics.items()}
+        for topic, n in sent.items():
+            assert counts.get(topic) == n, (topic, counts.get(topic), n)
+        assert reader.custom_data["aloe_ros.task"] == config.task.name
+
+
+def test_disk_guard_stops_recording_cleanly(tmp_path: Path, ros_context: Any) -> None:
+    # No disk has this much free space: the guard trips at the first flush.
+    config, command, record_dir = _start(tmp_path, {"recording": {"min_free_disk_mb": 10**9}})
+    statuses: list[Any] = []
+    with running_process(command, log_path=tmp_path / "logger.log") as process:
+        _publish_all(ros_context, config, 5, then_wait_s=2.5, status_seen=statuses)
+        assert process.poll() is None, "the logger must keep running"
+    bag = _only_bag(record_dir)
+    assert (bag / "metadata.yaml").is_file()  # finished cleanly, readable
+    with Bag(bag) as reader:
+        assert reader.message_count >= 0
+    assert statuses and statuses[-1].message.startswith("recording stopped")
+    assert "min_free_disk_mb" in statuses[-1].message
+    log_text = (tmp_path / "logger.log").read_text()
+    assert "recording stopped" in log_text
