@@ -17,6 +17,7 @@ from collections.abc import Sequence
 COMMANDS: dict[str, str] = {
     "up": "aloe_ros.commands.up",
     "versions": "aloe_ros.commands.versions",
+    "bag": "aloe_ros.commands.bag",
     "sim-demos": "aloe_ros.commands.sim_demos",
     "train-bc": "aloe_ros.commands.train_bc",
     "eval-sim": "aloe_ros.commands.eval_sim",
