@@ -88,7 +88,7 @@ def test_worker_trains_and_announces_checkpoints(tmp_path, schedule) -> None:  #
                            on_error=errors.append)
     worker.start()
     try:
-        worker.submit_partial(episode(0))
+        worker.submit_for_stats(episode(0))
         worker.submit_episode(episode(0))
         worker.submit_episode(episode(1))
         worker.submit_episode(make_episode(8, episode_id=9, cameras=("bad",), action_dim=14))

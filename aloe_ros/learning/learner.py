@@ -166,8 +166,9 @@ class Learner:
         values = self.trainer.evaluate(batch)
         assert batch.start is not None
         starts = batch.start.tolist()
+        offset = int(episode.metadata.get("step_offset", "0"))
         return [ChunkStats(
-            episode_id=episode.episode_id, start=start,
+            episode_id=episode.episode_id, start=start + offset,
             stamp=float(episode.timestamps[start]), policy_version=episode.policy_versions[start],
             source=batch.source[i], q_mean=float(values["q_mean"][i]),
             q_std=float(values["q_std"][i]), q_aggregated=float(values["q_aggregated"][i]),
@@ -207,6 +208,8 @@ class LearnerWorker:
         self.thread = threading.Thread(target=self._run, name="aloe-learner", daemon=True)
         self.updates_since_publish = 0
         self.updates_since_state = 0
+        # Transitions per source, refreshed by the worker: safe to read from other threads.
+        self.replay_summary: dict[str, int] = learner.replay.counts_by_source()
         self.counters = {"episodes_added": 0, "episodes_rejected": 0, "updates": 0,
                          "checkpoints": 0, "errors": 0}
 
@@ -218,20 +221,21 @@ class LearnerWorker:
         self.thread.join(timeout)
 
     def submit_episode(self, episode: Episode) -> None:
-        """A finished episode: evaluated for stats, then added to the replay."""
+        """A finished episode for the replay."""
         self.inbox.put(("episode", episode))
 
-    def submit_partial(self, episode: Episode) -> None:
-        """Chunks of an episode in progress: evaluated for stats only."""
-        self.inbox.put(("partial", episode))
+    def submit_for_stats(self, episode: Episode) -> None:
+        """Executed chunks (of an episode in progress, or its tail) to evaluate for stats."""
+        self.inbox.put(("stats", episode))
 
     def _handle(self, kind: str, episode: Episode) -> None:
-        if kind == "partial" or self.learner.trainer.step > 0:
+        if kind == "stats":
             self.on_stats(self.learner.evaluate_episode(episode))
-        if kind == "episode":
+        else:
             try:
                 added = self.learner.add_episode(episode)
                 self.counters["episodes_added"] += int(added > 0)
+                self.replay_summary = self.learner.replay.counts_by_source()
             except ReplayError as exc:
                 self.counters["episodes_rejected"] += 1
                 self.on_error(f"episode {episode.episode_id} rejected by the replay: {exc}")

@@ -29,7 +29,7 @@ import numpy as np
 
 from aloe_ros.io.episodes import Episode
 
-__all__ = ["LiveEpisodeBuilder"]
+__all__ = ["LiveEpisodeBuilder", "slice_episode"]
 
 log = logging.getLogger(__name__)
 
@@ -182,3 +182,26 @@ class LiveEpisodeBuilder:
             source="demo" if human.all() and rows.chunks_seen == 0 else "online",
             success=success, outcome_reason=reason,
             metadata={"rows_dropped_no_observation": str(self.dropped_rows), "live": "1"})
+
+
+def slice_episode(episode: Episode, start: int, stop: int | None = None) -> Episode:
+    """Steps [start, stop) of an episode; the outcome is kept only when the end is kept.
+
+    ``metadata['step_offset']`` records ``start`` so chunk stats keep episode step indices.
+    """
+    keep_outcome = stop is None or stop >= len(episode)
+    window = slice(start, stop)
+    rewards = np.array(episode.rewards[window], dtype=np.float32)
+    if not keep_outcome:
+        rewards[:] = 0.0
+    offset = int(episode.metadata.get("step_offset", "0")) + start
+    return Episode(
+        task=episode.task, joint_names=episode.joint_names,
+        control_rate_hz=episode.control_rate_hz, timestamps=episode.timestamps[window],
+        images={c: f[window] for c, f in episode.images.items()},
+        states=episode.states[window], actions=episode.actions[window],
+        human=episode.human[window], policy_versions=episode.policy_versions[window],
+        rewards=rewards, episode_id=episode.episode_id, source=episode.source,
+        success=episode.success if keep_outcome else None,
+        outcome_reason=episode.outcome_reason if keep_outcome else "",
+        metadata={**episode.metadata, "step_offset": str(offset)})

@@ -11,6 +11,7 @@ NODE_MODULES: dict[str, str] = {
     "sim_robot_node": "aloe_ros.nodes.sim_robot_node",
     "camera_node": "aloe_ros.nodes.camera_node",
     "trajectory_logger_node": "aloe_ros.nodes.trajectory_logger_node",
+    "critic_learner_node": "aloe_ros.nodes.critic_learner_node",
 }
 
 __all__ = ["NODE_MODULES"]
