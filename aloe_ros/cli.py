@@ -18,6 +18,8 @@ COMMANDS: dict[str, str] = {
     "up": "aloe_ros.commands.up",
     "versions": "aloe_ros.commands.versions",
     "bag": "aloe_ros.commands.bag",
+    "replay": "aloe_ros.commands.replay",
+    "export": "aloe_ros.commands.export",
     "sim-demos": "aloe_ros.commands.sim_demos",
     "train-bc": "aloe_ros.commands.train_bc",
     "eval-sim": "aloe_ros.commands.eval_sim",
