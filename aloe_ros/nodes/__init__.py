@@ -12,6 +12,8 @@ NODE_MODULES: dict[str, str] = {
     "camera_node": "aloe_ros.nodes.camera_node",
     "trajectory_logger_node": "aloe_ros.nodes.trajectory_logger_node",
     "critic_learner_node": "aloe_ros.nodes.critic_learner_node",
+    "teleop_node": "aloe_ros.nodes.teleop_node",
+    "joystick_node": "aloe_ros.nodes.joystick_node",
 }
 
 __all__ = ["NODE_MODULES"]

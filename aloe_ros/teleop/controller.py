@@ -86,13 +86,16 @@ class TeleopController:
         self.last_tick: float | None = None
         self.counters: dict[str, int] = {}
         self.last_problem = ""
+        self.problems = 0
 
     # ---- small helpers --------------------------------------------------------------------------
     def count(self, name: str, amount: int = 1) -> None:
         self.counters[name] = self.counters.get(name, 0) + amount
 
     def problem(self, counter: str, message: str) -> None:
+        """A rejected input or refused action: counted, and kept for Status and the log."""
         self.count(counter)
+        self.problems += 1
         self.last_problem = message
 
     def _change(self, kind: InterventionKind) -> InterventionOutput:
