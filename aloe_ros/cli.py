@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "sim-demos": "aloe_ros.commands.sim_demos",
     "train-bc": "aloe_ros.commands.train_bc",
     "eval-sim": "aloe_ros.commands.eval_sim",
+    "train": "aloe_ros.commands.train",
 }
 
 
