@@ -101,6 +101,9 @@ class SimRobotNode(AloeNode):
 
     def on_episode(self, msg: EpisodeEvent) -> None:
         if msg.kind == EpisodeEvent.RESET:
+            # teleop_node numbers the episodes: the scene after RESET(n) is episode n + 1, so
+            # the detector's ids match the episode stream's.
+            self.robot.episode_count = int(msg.episode_id)
             self.reset_scene("episode RESET")
 
     def on_reset_service(self, request: Trigger.Request, response: Trigger.Response
