@@ -10,6 +10,7 @@ from __future__ import annotations
 NODE_MODULES: dict[str, str] = {
     "sim_robot_node": "aloe_ros.nodes.sim_robot_node",
     "camera_node": "aloe_ros.nodes.camera_node",
+    "chunk_inference_node": "aloe_ros.nodes.chunk_inference_node",
     "trajectory_logger_node": "aloe_ros.nodes.trajectory_logger_node",
     "critic_learner_node": "aloe_ros.nodes.critic_learner_node",
     "teleop_node": "aloe_ros.nodes.teleop_node",

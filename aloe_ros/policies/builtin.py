@@ -103,17 +103,19 @@ class CameraEncoder(nn.Module):
 
     def __init__(self, channels: int, out_features: int) -> None:
         super().__init__()
+        # Cheap on purpose (CPU training): two strided 3x3/5x5 layers, then a 1x1 layer whose
+        # maps the spatial softmax turns into keypoints.
         self.conv = nn.Sequential(
-            nn.Conv2d(3, channels // 2, 5, stride=2, padding=2), nn.GELU(),
-            nn.Conv2d(channels // 2, channels, 3, stride=2, padding=1), nn.GELU(),
-            nn.Conv2d(channels, channels, 3, stride=1, padding=1), nn.GELU(),
+            nn.Conv2d(3, channels // 2, 5, stride=2, padding=2), nn.ReLU(inplace=True),
+            nn.Conv2d(channels // 2, channels, 3, stride=2, padding=1), nn.ReLU(inplace=True),
+            nn.Conv2d(channels, channels, 1),
         )
         self.keypoints = SpatialSoftmax()
         self.project = nn.Linear(3 * channels, out_features)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         features = self.conv(images)
-        pooled = features.mean(dim=(2, 3))
+        pooled = F.relu(features).mean(dim=(2, 3))
         return F.gelu(self.project(torch.cat([self.keypoints(features), pooled], dim=1)))
 
 

@@ -1,0 +1,450 @@
+"""chunk_inference_node: the actor. Observations in, ActionChunks and per-tick commands out.
+
+Subscribes the policy's cameras (sensor QoS) and the joint states; on the control timer it
+turns the current chunk into one clamped JointState command per tick (ChunkExecutor) and, when
+the executor asks for the next chunk, assembles an observation from fresh inputs only and hands
+it to the inference worker thread (callbacks never wait for the policy). Chunks are published on
+``topics.policy_chunk``, commands on ``topics.policy_command`` (the mux forwards them).
+
+Interventions: TAKEOVER / ESTOP pause and flush; HANDBACK (and RELEASE_ESTOP when no human
+holds control) resume from the measured state. Episode START / RESET flush. PolicyUpdate: the
+checkpoint is loaded and verified (sha256, under ``policy.checkpoint_root``) in the background
+and swapped in at the next episode event (or at once, ``policy.swap_at``); a failure keeps the
+old policy. Status carries the running version and every counter.
+"""
+
+from __future__ import annotations
+
+import array
+import queue
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from sensor_msgs.msg import Image, JointState
+
+from aloe_ros.config import ConfigError, TaskFile
+from aloe_ros.io.images import ImageError, image_to_array
+from aloe_ros.msg import ActionChunk, EpisodeEvent, InterventionEvent, PolicyUpdate, Status
+from aloe_ros.nodes.common import AloeNode, run_node, stamp_to_seconds
+from aloe_ros.policies.base import ChunkPolicy, Observation, PolicyError
+from aloe_ros.policies.executor import ChunkExecutor, InferenceRequest
+
+INFERENCE_THREADS = 4
+EPISODE_FLUSH_KINDS = (EpisodeEvent.START, EpisodeEvent.RESET)
+
+
+def policy_mismatch(policy: ChunkPolicy, config: TaskFile) -> str | None:
+    """Why ``policy`` cannot drive this robot (joint names/order, cameras, action dim)."""
+    joints = list(config.robot.joint_names)
+    if policy.action_dim != len(joints):
+        return (f"policy action_dim {policy.action_dim} != {len(joints)} joints in "
+                "robot.joint_names")
+    if list(policy.joint_names) != joints:
+        return (f"policy joint names/order {list(policy.joint_names)} differ from "
+                f"robot.joint_names {joints}")
+    cameras = {c.name for c in config.cameras}
+    missing = [c for c in policy.camera_names if c not in cameras]
+    if missing:
+        return f"policy needs camera(s) {missing}; the task has {sorted(cameras)}"
+    return None
+
+
+def load_task_policy(config: TaskFile, path: str, *, root: str | None = None,
+                     expected_sha256: str | None = None) -> ChunkPolicy:
+    """The task's policy from ``path`` (built-in or LeRobot); PolicyError when unusable."""
+    from aloe_ros.policies.checkpoint import LeRobotBinding, load_policy
+
+    binding = LeRobotBinding(list(config.robot.joint_names), [c.name for c in config.cameras],
+                             dict(config.policy.camera_keys), config.task.text)
+    policy = load_policy(path, root=root, expected_sha256=expected_sha256,
+                         kind=config.policy.kind, device=config.policy.device, binding=binding)
+    problem = policy_mismatch(policy, config)
+    if problem is not None:
+        raise PolicyError(f"checkpoint {path}: {problem}")
+    return policy
+
+
+@dataclass
+class InferenceJob:
+    request: InferenceRequest
+    observation: Observation
+    policy: ChunkPolicy
+    reset_first: bool
+
+
+@dataclass
+class InferenceOutcome:
+    request: InferenceRequest
+    chunk: np.ndarray | None
+    version: str
+    error: str
+    latency_s: float
+
+
+class ChunkInferenceNode(AloeNode):
+    def __init__(self) -> None:
+        super().__init__("chunk_inference")
+        self.declare_parameter(
+            "policy_path", "",
+            ParameterDescriptor(description="Checkpoint directory; overrides policy.path "
+                                "(empty: policy.path, and if that is empty an untrained policy)",
+                                read_only=True))
+        cfg = self.config
+        path = self.get_parameter("policy_path").get_parameter_value().string_value \
+            or cfg.policy.path
+        self.policy = self.initial_policy(path)
+        self.joint_names = list(cfg.robot.joint_names)
+        self.joint_index = {name: i for i, name in enumerate(self.joint_names)}
+        self.executor_core = self.make_executor(self.policy)
+        self.lock = threading.Lock()
+        self.latest_state: tuple[np.ndarray, float] | None = None
+        self.latest_images: dict[str, tuple[np.ndarray, float]] = {}
+        self.camera_sizes = {c.name: (c.height, c.width) for c in cfg.cameras}
+        self.human_control = False
+        self.estop = False
+        self.episode_id = 0
+        self.reset_policy = True
+        self.pending_policy: tuple[ChunkPolicy, str] | None = None
+        self.last_problem = ""
+        self.inference_seconds: list[float] = []
+        # request id -> ROS time of its observation (ActionChunk.start_time).
+        self.request_stamps: dict[int, object] = {}
+
+        self.jobs: queue.Queue[InferenceJob | None] = queue.Queue(maxsize=1)
+        self.outcomes: queue.Queue[InferenceOutcome] = queue.Queue()
+        self.worker = threading.Thread(target=self.inference_loop, name="inference",
+                                       daemon=True)
+        self.worker.start()
+        self.loader_lock = threading.Lock()
+
+        inputs = ReentrantCallbackGroup()
+        self.control_group = MutuallyExclusiveCallbackGroup()
+        self.chunk_pub = self.create_publisher(ActionChunk, cfg.topics.policy_chunk,
+                                               self.command_qos)
+        self.command_pub = self.create_publisher(JointState, cfg.topics.policy_command,
+                                                 self.command_qos)
+        self.status_pub = self.create_publisher(Status, cfg.topics.status, self.events_qos)
+        cameras = [c for c in cfg.cameras if c.name in self.policy.camera_names]
+        for camera in cameras:
+            self.create_subscription(
+                Image, camera.topic, lambda msg, name=camera.name: self.on_image(name, msg),
+                self.sensor_qos, callback_group=inputs)
+        self.create_subscription(JointState, cfg.topics.joint_states, self.on_joint_state,
+                                 self.command_qos, callback_group=inputs)
+        self.create_subscription(InterventionEvent, cfg.topics.intervention,
+                                 self.on_intervention, self.events_qos, callback_group=inputs)
+        self.create_subscription(EpisodeEvent, cfg.topics.episode, self.on_episode,
+                                 self.events_qos, callback_group=inputs)
+        if self.use_sim:
+            self.create_subscription(EpisodeEvent, cfg.topics.sim_detector, self.on_episode,
+                                     self.events_qos, callback_group=inputs)
+        self.create_subscription(PolicyUpdate, cfg.topics.policy_update, self.on_policy_update,
+                                 self.events_qos, callback_group=inputs)
+        self.create_timer(1.0 / cfg.robot.control_rate_hz, self.on_control_tick,
+                          callback_group=self.control_group)
+        self.create_timer(1.0, self.publish_status, callback_group=inputs)
+        self.get_logger().info(
+            f"policy {self.policy.version}: H={self.policy.chunk_horizon}, executing "
+            f"{self.executor_core.config.execute_horizon} at {cfg.robot.control_rate_hz:g} Hz, "
+            f"cameras {self.policy.camera_names}, blend {cfg.policy.blend}; commands on "
+            f"{cfg.topics.policy_command}")
+
+    # ---- start-up ---------------------------------------------------------------------------
+    def initial_policy(self, path: str) -> ChunkPolicy:
+        """Load the start-up policy; a bad or mismatched checkpoint stops with exit code 2."""
+        if not path:
+            from aloe_ros.policies.bc import new_builtin_policy
+
+            self.get_logger().warning(
+                "no policy path (policy.path / --policy): running a fresh, UNTRAINED built-in "
+                "policy; the robot will move aimlessly")
+            return new_builtin_policy(self.config)
+        try:
+            return load_task_policy(self.config, path)
+        except PolicyError as exc:
+            raise ConfigError("policy.path", str(exc)) from None
+
+    def make_executor(self, policy: ChunkPolicy) -> ChunkExecutor:
+        from aloe_ros.policies.sim_rollouts import executor_config
+
+        settings = executor_config(self.config, policy.chunk_horizon)
+        if settings.execute_horizon < self.config.policy.execute_horizon:
+            self.get_logger().warning(
+                f"policy horizon {policy.chunk_horizon} < policy.execute_horizon "
+                f"{self.config.policy.execute_horizon}: executing {settings.execute_horizon}")
+        return ChunkExecutor(settings)
+
+    # ---- inputs -----------------------------------------------------------------------------
+    def stamp_or_now(self, stamp: object) -> float:
+        seconds = stamp_to_seconds(stamp)
+        return seconds if seconds > 0 else self.now_seconds()
+
+    def on_image(self, camera: str, msg: Image) -> None:
+        try:
+            frame = image_to_array(msg, encoding="rgb8", expect_size=self.camera_sizes[camera])
+        except ImageError as exc:
+            self.count(f"bad_images_{camera}")
+            self.problem(f"camera {camera}: {exc}")
+            return
+        with self.lock:
+            self.latest_images[camera] = (frame, self.stamp_or_now(msg.header.stamp))
+
+    def on_joint_state(self, msg: JointState) -> None:
+        positions = np.asarray(msg.position, dtype=np.float64)
+        if len(msg.name) != len(positions) or set(msg.name) != set(self.joint_names) \
+                or not np.all(np.isfinite(positions)):
+            self.count("bad_joint_states")
+            self.problem("joint state rejected: names must be exactly robot.joint_names with "
+                         f"one finite position each (got {len(msg.name)} names, "
+                         f"{len(positions)} positions)")
+            return
+        ordered = np.empty(len(self.joint_names))
+        for name, value in zip(msg.name, positions):
+            ordered[self.joint_index[name]] = value
+        with self.lock:
+            self.latest_state = (ordered, self.stamp_or_now(msg.header.stamp))
+            self.executor_core.set_measured_state(ordered)
+
+    def on_intervention(self, msg: InterventionEvent) -> None:
+        with self.lock:
+            if msg.kind == InterventionEvent.TAKEOVER:
+                self.human_control = True
+            elif msg.kind == InterventionEvent.HANDBACK:
+                self.human_control = False
+            elif msg.kind == InterventionEvent.ESTOP:
+                self.estop = True
+            elif msg.kind == InterventionEvent.RELEASE_ESTOP:
+                self.estop = False
+            else:
+                self.count("unknown_interventions")
+                return
+            active = not (self.human_control or self.estop)
+            if not active and not self.executor_core.paused:
+                self.executor_core.pause(f"intervention kind {msg.kind}")
+            elif active and self.executor_core.paused:
+                state = self.latest_state[0] if self.latest_state else None
+                self.executor_core.resume(state, "handback")
+                self.reset_policy = True
+            elif msg.kind == InterventionEvent.HANDBACK:
+                self.executor_core.flush("handback")
+        self.get_logger().info(f"intervention kind {msg.kind} from {msg.source or '?'}: "
+                               f"{'paused' if not active else 'running'}")
+
+    def on_episode(self, msg: EpisodeEvent) -> None:
+        with self.lock:
+            self.episode_id = int(msg.episode_id)
+            if msg.kind in EPISODE_FLUSH_KINDS:
+                self.executor_core.flush(f"episode event {msg.kind}")
+                self.reset_policy = True
+            self.swap_pending_policy("episode boundary")
+
+    # ---- hot swap ---------------------------------------------------------------------------
+    def on_policy_update(self, msg: PolicyUpdate) -> None:
+        """Load in the background; the newest update wins; failures keep the old policy."""
+        threading.Thread(target=self.load_update, args=(msg,), name="policy-loader",
+                         daemon=True).start()
+
+    def load_update(self, msg: PolicyUpdate) -> None:
+        root = str(Path(self.config.policy.checkpoint_root).expanduser())
+        with self.loader_lock:
+            try:
+                policy = load_task_policy(self.config, msg.checkpoint_uri, root=root,
+                                          expected_sha256=msg.sha256 or None)
+            except PolicyError as exc:
+                with self.lock:
+                    self.count("rejected_updates")
+                self.problem(f"policy update {msg.policy_version!r} rejected, keeping "
+                             f"{self.policy.version}: {exc}")
+                return
+            if msg.policy_version:
+                policy.version = msg.policy_version
+            with self.lock:
+                self.pending_policy = (policy, msg.checkpoint_uri)
+                self.count("loaded_updates")
+                self.get_logger().info(f"policy {policy.version} loaded from "
+                                       f"{msg.checkpoint_uri}; swap at "
+                                       f"{self.config.policy.swap_at}")
+                if self.config.policy.swap_at == "immediate":
+                    self.swap_pending_policy("immediate")
+
+    def swap_pending_policy(self, why: str) -> None:
+        """Make the loaded update the running policy (caller holds the lock)."""
+        if self.pending_policy is None:
+            return
+        policy, uri = self.pending_policy
+        self.pending_policy = None
+        old = self.policy.version
+        if policy.chunk_horizon != self.policy.chunk_horizon:
+            state = self.latest_state[0] if self.latest_state else None
+            paused = self.executor_core.paused
+            self.executor_core = self.make_executor(policy)
+            if state is not None:
+                self.executor_core.set_measured_state(state)
+            if paused:
+                self.executor_core.pause("swap while paused")
+        self.policy = policy
+        self.reset_policy = True
+        self.count("policy_swaps")
+        self.get_logger().info(f"policy swapped ({why}): {old} -> {policy.version} ({uri})")
+
+    # ---- inference --------------------------------------------------------------------------
+    def inference_loop(self) -> None:
+        """Worker thread: one chunk per job; never touches ROS objects."""
+        while True:
+            job = self.jobs.get()
+            if job is None:
+                return
+            started = time.perf_counter()
+            try:
+                if job.reset_first:
+                    job.policy.reset()
+                chunk = np.asarray(job.policy.predict_chunk(job.observation), dtype=np.float32)
+                error = ""
+            except Exception as exc:  # noqa: BLE001 - a failing policy must not kill the node
+                chunk, error = None, f"{type(exc).__name__}: {exc}"
+            self.outcomes.put(InferenceOutcome(job.request, chunk, job.policy.version, error,
+                                               time.perf_counter() - started))
+
+    def observation(self, now: float) -> Observation | str:
+        """An observation from fresh inputs, or why there is none (caller holds the lock)."""
+        max_age = self.config.policy.max_observation_age_s
+        if self.latest_state is None:
+            return "no joint state yet"
+        state, state_stamp = self.latest_state
+        if now - state_stamp > max_age:
+            return f"joint state is {now - state_stamp:.2f} s old (max {max_age} s)"
+        images = {}
+        for camera in self.policy.camera_names:
+            if camera not in self.latest_images:
+                return f"no image from camera {camera} yet"
+            frame, stamp = self.latest_images[camera]
+            if now - stamp > max_age:
+                return f"camera {camera} image is {now - stamp:.2f} s old (max {max_age} s)"
+            images[camera] = frame
+        newest = max([state_stamp] + [self.latest_images[c][1] for c in self.policy.camera_names])
+        return Observation(images, state.astype(np.float32), self.config.task.text, newest)
+
+    def on_control_tick(self) -> None:
+        with self.lock:
+            self.collect_outcomes()
+            result = self.executor_core.step()
+            if result.command is not None:
+                self.publish_command(result.command)
+            request = self.executor_core.want_inference()
+            if request is None:
+                return
+            observation = self.observation(self.now_seconds())
+            if isinstance(observation, str):
+                self.executor_core.fail(request, observation)
+                self.count("skipped_observations")
+                self.problem(f"no new chunk: {observation}", level="warning")
+                return
+            job = InferenceJob(request, observation, self.policy, self.reset_policy)
+            self.reset_policy = False
+            self.request_stamps[request.request_id] = self.get_clock().now().to_msg()
+            try:
+                self.jobs.put_nowait(job)
+            except queue.Full:
+                self.executor_core.fail(request, "worker busy")
+                self.count("worker_busy")
+
+    def collect_outcomes(self) -> None:
+        """Hand finished chunks to the executor; publish the accepted ones (lock held)."""
+        while True:
+            try:
+                outcome = self.outcomes.get_nowait()
+            except queue.Empty:
+                return
+            stamp = self.request_stamps.pop(outcome.request.request_id, None)
+            if outcome.chunk is None:
+                self.executor_core.fail(outcome.request, outcome.error)
+                self.count("inference_errors")
+                self.problem(f"inference failed: {outcome.error}")
+                continue
+            self.inference_seconds.append(outcome.latency_s)
+            del self.inference_seconds[:-100]
+            accepted, why = self.executor_core.submit(outcome.request, outcome.chunk,
+                                                      outcome.version)
+            if not accepted:
+                self.problem(f"chunk from {outcome.version} rejected: {why}",
+                             level="warning" if "flush" in why else "error")
+                continue
+            self.publish_chunk(outcome, stamp)
+
+    # ---- outputs ----------------------------------------------------------------------------
+    def publish_command(self, command: np.ndarray) -> None:
+        msg = JointState()
+        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.name = self.joint_names
+        msg.position = command.tolist()
+        self.command_pub.publish(msg)
+
+    def publish_chunk(self, outcome: InferenceOutcome, start_stamp: object) -> None:
+        assert outcome.chunk is not None
+        chunk = self.executor_core.chunks[-1]
+        msg = ActionChunk()
+        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.chunk_id = chunk.chunk_id
+        msg.episode_id = self.episode_id
+        msg.policy_version = outcome.version
+        msg.control_rate_hz = float(self.config.robot.control_rate_hz)
+        msg.horizon = int(outcome.chunk.shape[0])
+        msg.execute_horizon = int(self.executor_core.config.execute_horizon)
+        msg.action_dim = int(outcome.chunk.shape[1])
+        msg.joint_names = self.joint_names
+        msg.actions = array.array("f", outcome.chunk.astype(np.float32).tobytes())
+        if start_stamp is not None:
+            msg.start_time = start_stamp
+        self.chunk_pub.publish(msg)
+
+    def problem(self, text: str, level: str = "error") -> None:
+        self.last_problem = text
+        logger = self.get_logger()
+        log = logger.warning if level == "warning" else logger.error
+        log(text, throttle_duration_sec=2.0)
+
+    def control_source(self) -> str:
+        if self.estop:
+            return "estop"
+        if self.human_control:
+            return "human"
+        return "policy" if self.executor_core.chunks else "hold"
+
+    def publish_status(self) -> None:
+        with self.lock:
+            counters = dict(self.counters)
+            counters.update(self.executor_core.counters.as_dict())
+            msg = Status()
+            msg.header.stamp = self.get_clock().now().to_msg()
+            msg.node = self.get_name()
+            msg.control_source = self.control_source()
+            msg.episode_id = self.episode_id
+            msg.estop_active = self.estop
+            msg.policy_version = self.policy.version
+            msg.counter_names = list(counters)
+            msg.counter_values = [max(0, int(v)) for v in counters.values()]
+            latency = (f"inference p50 {1000 * float(np.median(self.inference_seconds)):.0f} ms"
+                       if self.inference_seconds else "no inference yet")
+            msg.message = latency + (f"; last problem: {self.last_problem}"
+                                     if self.last_problem else "")
+        self.status_pub.publish(msg)
+
+    def close(self) -> None:
+        try:
+            self.jobs.put_nowait(None)
+        except queue.Full:
+            pass
+
+
+def main(args: Sequence[str] | None = None) -> int:
+    return run_node(ChunkInferenceNode, args, threads=INFERENCE_THREADS)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
