@@ -17,6 +17,7 @@ from collections.abc import Sequence
 COMMANDS: dict[str, str] = {
     "up": "aloe_ros.commands.up",
     "versions": "aloe_ros.commands.versions",
+    "keyboard": "aloe_ros.commands.keyboard",
     "bag": "aloe_ros.commands.bag",
     "replay": "aloe_ros.commands.replay",
     "export": "aloe_ros.commands.export",
