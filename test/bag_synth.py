@@ -26,6 +26,9 @@ class EpisodePlan:
     outcome: int = 1                 # EpisodeEvent kind: SUCCESS=1, FAILURE=2, ABORT=3
     reward: float = 1.0
     version: str = "v1"
+    # Commands carry the mux's frame_id labels (human:<source> / version) and, as teleop_node
+    # does, each intervention event is stamped just after the first command it concerns.
+    labelled: bool = False
 
 
 @dataclass
@@ -64,17 +67,16 @@ def synthetic_messages(config: Any, plans: list[EpisodePlan]) -> Recorded:
         human = False
         for k in range(plan.steps):
             tk = t + k * DT_NS
+            event_t = tk + 1_000_000 if plan.labelled else tk - DT_NS // 4
             if k == plan.takeover_at:
                 event = InterventionEvent(episode_id=e, kind=InterventionEvent.TAKEOVER,
                                           source="joystick", arms="both")
-                out.messages.append((topics.intervention, tk - DT_NS // 4,
-                                     _stamp(event, tk - DT_NS // 4)))
+                out.messages.append((topics.intervention, event_t, _stamp(event, event_t)))
                 human = True
             if k == plan.handback_at:
                 event = InterventionEvent(episode_id=e, kind=InterventionEvent.HANDBACK,
                                           source="joystick")
-                out.messages.append((topics.intervention, tk - DT_NS // 4,
-                                     _stamp(event, tk - DT_NS // 4)))
+                out.messages.append((topics.intervention, event_t, _stamp(event, event_t)))
                 human = False
             # observation slightly before the command of the step
             for cam in config.cameras:
@@ -94,6 +96,8 @@ def synthetic_messages(config: Any, plans: list[EpisodePlan]) -> Recorded:
                                      _stamp(chunk, tk - 1_000_000)))
             value = float(e * 10 + k) + (0.5 if human else 0.0)
             command = JointState(name=names, position=[value] * dim)
+            if plan.labelled:
+                command.header.frame_id = "human:joystick" if human else plan.version
             upstream = topics.teleop_command if human else topics.policy_command
             out.messages.append((upstream, tk, _stamp(JointState(name=names,
                                                                  position=[value] * dim), tk)))

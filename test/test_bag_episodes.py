@@ -99,3 +99,13 @@ def test_episode_spans_from_event_stream() -> None:
     spans = episode_spans(events, bag_start_ns=100, bag_end_ns=900)
     assert [(s.start_ns, s.end_ns, s.outcome) for s in spans] == [
         (100, 150, "success"), (200, 300, "failure"), (400, 450, ""), (500, 900, "")]
+
+
+def test_mux_labels_decide_exactly(tmp_path: Path) -> None:
+    """teleop_node publishes a takeover's first human command before the TAKEOVER event; its
+    frame_id labels make the human rows exact anyway."""
+    config = load_task_config(write_task_config(tmp_path, overrides=small_camera_overrides()))
+    plan = EpisodePlan(steps=40, takeover_at=10, handback_at=25, labelled=True)
+    write_synthetic_bag(tmp_path / "bag", config, [plan])
+    (episode,) = read_episodes(tmp_path / "bag", images=False)
+    assert np.nonzero(episode.human)[0].tolist() == list(range(10, 25))

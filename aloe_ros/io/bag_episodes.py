@@ -17,9 +17,11 @@ Rules (also in docs/recording.md):
 * **Observation** of row k: the newest joint state and the newest frame of each camera stamped
   at or before ``t_k`` (no look-ahead). Leading rows without a state or a frame of every camera
   are dropped and counted. Per camera, distinct frames used vs rows go into the metadata.
-* **Human flag**: a human holds control between InterventionEvent TAKEOVER and HANDBACK (and
-  during an e-stop), judged at the executed command's stamp. A bag without intervention events
-  falls back to which upstream command (teleop vs policy) the executed one equals.
+* **Human flag**: where the mux labels its commands (header.frame_id ``human:<source>``, as
+  teleop_node does), the label decides, exactly per command; ``hold`` rows count as human
+  inside an intervention. Otherwise a human holds control between InterventionEvent TAKEOVER
+  and HANDBACK (and during an e-stop), judged at the executed command's stamp; a bag without
+  intervention events falls back to which upstream command (teleop vs policy) it equals.
 * **Policy version** of a policy row: that of the newest ActionChunk at or before its command.
 * **Reward**: from EpisodeEvents only: the outcome event's reward on the last row.
 * **Source**: an episode where a human commanded every row and no chunk arrived is a demo.
@@ -33,14 +35,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from aloe_ros.config import TaskFile, TopicsConfig
+from aloe_ros.io.bag_frames import fill_images
 from aloe_ros.io.bag_reader import Bag, BagError
 from aloe_ros.io.bag_types import header_stamp_ns
 from aloe_ros.io.episodes import Episode
-from aloe_ros.io.images import ImageError, image_to_array
 from aloe_ros.io.transitions import ChunkTransition, episode_to_transitions
 
 __all__ = ["BagStreams", "EpisodeSpan", "bag_transitions", "episode_spans", "read_episodes"]
@@ -72,6 +73,7 @@ class BagStreams:
     interventions: list[tuple[int, int]] = field(default_factory=list)
     command_t: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     command_q: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
+    command_frames: list[str] = field(default_factory=list)
     state_t: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     state_q: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
     chunk_t: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
@@ -107,7 +109,7 @@ def load_streams(bag: Bag, config: TaskFile, cameras: dict[str, str]) -> BagStre
     topics = config.topics
     joint_index = {n: i for i, n in enumerate(config.robot.joint_names)}
     streams = BagStreams(list(config.robot.joint_names), config.task.text)
-    vectors: dict[str, list[tuple[int, np.ndarray]]] = {
+    vectors: dict[str, list[tuple[int, np.ndarray, str]]] = {
         topics.command: [], topics.joint_states: [], topics.policy_command: [],
         topics.teleop_command: []}
     event_sources = {topics.episode: 0, topics.sim_detector: 1}
@@ -127,7 +129,7 @@ def load_streams(bag: Bag, config: TaskFile, cameras: dict[str, str]) -> BagStre
                 if q is None:
                     streams.bad_messages += 1
                     continue
-                vectors[topic].append((_stamp(msg, log_ns), q))
+                vectors[topic].append((_stamp(msg, log_ns), q, str(msg.header.frame_id)))
             elif topic in event_sources:
                 streams.events.append((_stamp(msg, log_ns), event_sources[topic], int(msg.kind),
                                        float(msg.reward), str(msg.reason)))
@@ -140,13 +142,14 @@ def load_streams(bag: Bag, config: TaskFile, cameras: dict[str, str]) -> BagStre
             log.warning("%s: skipping a bad message on %s (%s)", bag.path, topic, exc)
     dim = len(joint_index)
 
-    def stacked(items: list[tuple[int, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    def stacked(items: list[tuple[int, np.ndarray, str]]) -> tuple[np.ndarray, np.ndarray]:
         items.sort(key=lambda item: item[0])
-        stamps = np.array([t for t, _ in items], dtype=np.int64)
-        values = np.stack([q for _, q in items]) if items else np.zeros((0, dim), np.float32)
+        stamps = np.array([t for t, _, _ in items], dtype=np.int64)
+        values = np.stack([q for _, q, _ in items]) if items else np.zeros((0, dim), np.float32)
         return stamps, values
 
     streams.command_t, streams.command_q = stacked(vectors[topics.command])
+    streams.command_frames = [frame for _, _, frame in vectors[topics.command]]
     streams.state_t, streams.state_q = stacked(vectors[topics.joint_states])
     for topic in (topics.policy_command, topics.teleop_command):
         streams.upstream[topic] = stacked(vectors[topic])
@@ -198,26 +201,45 @@ def _newest_at_or_before(stamps: np.ndarray, times: np.ndarray) -> np.ndarray:
     return np.searchsorted(stamps, times, side="right") - 1
 
 
-def _human_flags(streams: BagStreams, at: np.ndarray, actions: np.ndarray,
-                 topics: TopicsConfig) -> np.ndarray:
-    """Who commanded each row: intervention events, else the matching upstream command."""
+def _human_flags(streams: BagStreams, command_idx: np.ndarray, topics: TopicsConfig
+                 ) -> np.ndarray:
+    """Who commanded each row: the mux's labels, else intervention events, else the
+    matching upstream command (see module docstring)."""
+    at = streams.command_t[command_idx]
+    actions = streams.command_q[command_idx]
+    by_events = _human_by_events(streams, at)
+    if any(f.startswith("human:") for f in streams.command_frames):
+        frames = [streams.command_frames[i] for i in command_idx]
+        return np.array([f.startswith("human:") or (f == "hold" and bool(e))
+                         for f, e in zip(frames, by_events)], dtype=bool)
     if streams.interventions:
-        human = np.zeros(len(at), dtype=bool)
-        state, before_estop, i = False, False, 0
-        for row, t in enumerate(at):
-            while i < len(streams.interventions) and streams.interventions[i][0] <= t:
-                kind = streams.interventions[i][1]
-                if kind == TAKEOVER:
-                    state = True
-                elif kind == HANDBACK:
-                    state = False
-                elif kind == ESTOP:
-                    before_estop, state = state, True
-                elif kind == RELEASE_ESTOP:
-                    state = before_estop
-                i += 1
-            human[row] = state
-        return human
+        return by_events
+    return _human_by_matching(streams, at, actions, topics)
+
+
+def _human_by_events(streams: BagStreams, at: np.ndarray) -> np.ndarray:
+    """Human control state at each time from TAKEOVER/HANDBACK/ESTOP/RELEASE_ESTOP."""
+    human = np.zeros(len(at), dtype=bool)
+    state, before_estop, i = False, False, 0
+    for row, t in enumerate(at):
+        while i < len(streams.interventions) and streams.interventions[i][0] <= t:
+            kind = streams.interventions[i][1]
+            if kind == TAKEOVER:
+                state = True
+            elif kind == HANDBACK:
+                state = False
+            elif kind == ESTOP:
+                before_estop, state = state, True
+            elif kind == RELEASE_ESTOP:
+                state = before_estop
+            i += 1
+        human[row] = state
+    return human
+
+
+def _human_by_matching(streams: BagStreams, at: np.ndarray, actions: np.ndarray,
+                       topics: TopicsConfig) -> np.ndarray:
+    """Human where the executed command equals the newest teleop command."""
     teleop_t, teleop_q = streams.upstream.get(topics.teleop_command, (np.zeros(0), None))
     if teleop_q is None or not len(teleop_t):
         return np.zeros(len(at), dtype=bool)
@@ -297,7 +319,7 @@ def _to_episode(rows: _Rows, streams: BagStreams, config: TaskFile, rate: float,
     topics = config.topics
     command_stamps = streams.command_t[rows.command_idx]
     actions = streams.command_q[rows.command_idx].astype(np.float32)
-    human = _human_flags(streams, command_stamps, actions, topics)
+    human = _human_flags(streams, rows.command_idx, topics)
     chunk_idx = _newest_at_or_before(streams.chunk_t, command_stamps)
     versions = ["" if h or i < 0 else streams.chunk_versions[i]
                 for h, i in zip(human, chunk_idx)]
@@ -322,43 +344,6 @@ def _to_episode(rows: _Rows, streams: BagStreams, config: TaskFile, rate: float,
         success=None if span.outcome in ("", "abort") else span.outcome == "success",
         outcome_reason=span.reason if span.outcome != "abort" else f"abort: {span.reason}",
         metadata=metadata)
-
-
-def _fill_images(bag: Bag, cameras: dict[str, str], all_rows: list[_Rows],
-                 resize: tuple[int, int] | None) -> list[dict[str, np.ndarray]]:
-    """Second pass over the image topics: decode only the frames some row uses."""
-    wanted: dict[str, dict[int, list[tuple[int, int]]]] = {n: {} for n in cameras}
-    out: list[dict[str, np.ndarray]] = [{} for _ in all_rows]
-    for e, rows in enumerate(all_rows):
-        for name, idx in rows.frame_idx.items():
-            for row, frame in enumerate(idx.tolist()):
-                wanted[name].setdefault(frame, []).append((e, row))
-    topic_camera = {topic: name for name, topic in cameras.items()}
-    counters = {name: -1 for name in cameras}
-    for topic, msgtype, _log_ns, data in bag.messages(topic_camera):
-        name = topic_camera[topic]
-        counters[name] += 1
-        targets = wanted[name].get(counters[name])
-        if not targets:
-            continue
-        try:
-            pixels = image_to_array(bag.decode(msgtype, data), encoding="rgb8")
-        except (ImageError, BagError) as exc:  # a bad frame must not cost the episode
-            log.warning("%s: unusable frame %d on %s (%s); its rows keep a black frame",
-                        bag.path, counters[name], topic, exc)
-            continue
-        if pixels.shape[2] == 1:
-            pixels = np.repeat(pixels, 3, axis=2)
-        for e, row in targets:
-            frames = out[e].get(name)
-            if frames is None:
-                h, w = resize or pixels.shape[:2]
-                frames = out[e][name] = np.zeros((len(all_rows[e].times), h, w, 3), np.uint8)
-            if frames.shape[1:3] != pixels.shape[:2]:
-                pixels = cv2.resize(pixels, (frames.shape[2], frames.shape[1]),
-                                    interpolation=cv2.INTER_AREA)
-            frames[row] = pixels
-    return out
 
 
 def read_episodes(bag: Bag | Path | str, config: TaskFile | None = None, *,
@@ -389,7 +374,9 @@ def read_episodes(bag: Bag | Path | str, config: TaskFile | None = None, *,
         if len(all_rows) < len(spans):
             log.info("%s: %d of %d episodes have no command and are skipped", handle.path,
                      len(spans) - len(all_rows), len(spans))
-        frames = (_fill_images(handle, cameras, all_rows, resize) if images and cameras
+        frames = (fill_images(handle, cameras, [r.frame_idx for r in all_rows],
+                              [len(r.times) for r in all_rows], resize)
+                  if images and cameras
                   else [{} for _ in all_rows])
         return [_to_episode(rows, streams, task_config, rate, handle, imgs)
                 for rows, imgs in zip(all_rows, frames)]
