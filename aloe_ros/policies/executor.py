@@ -6,10 +6,11 @@ number of commands produced so far. A chunk answers an ``InferenceRequest`` made
 ``d`` ticks after its observation starts at row ``d`` (the rows for ticks already gone are
 skipped), so inference latency never shifts the plan in time.
 
-Scheduling: the next inference is requested when ``execute_horizon - L`` rows of the current
-chunk have passed, ``L`` being the largest latency (in ticks) of recent chunks plus one tick of
-margin; the next chunk then arrives about when ``execute_horizon`` rows have run, and the
-current chunk still covers the ticks until then, so no tick is idle between chunks.
+Scheduling: the next inference is requested ``execute_horizon - L`` ticks after the current
+chunk took over, ``L`` being the largest latency (in ticks) of recent chunks plus one tick of
+margin; the next chunk then arrives about when ``execute_horizon`` of its rows have run, and the
+current chunk still covers the ticks until then (rows up to its horizon), so no tick is idle
+between chunks and each chunk drives the robot for about ``execute_horizon`` ticks.
 
 Safety, every tick: a chunk whose row for this tick lies past its horizon is stale and never
 executed; NaN/inf or wrong-shape chunks are rejected (the last safe command is held); each
@@ -185,7 +186,9 @@ class ChunkExecutor:
                 return None
         newest = self.chunks[-1] if self.chunks else None
         if newest is not None:
-            due = newest.start_tick + max(
+            # The next answer should arrive when execute_horizon rows have run since this
+            # chunk took over: ask latency_estimate ticks before that.
+            due = newest.arrival_tick + max(
                 0, self.config.execute_horizon - self.latency_estimate())
             if self.tick < due:
                 return None
@@ -269,10 +272,22 @@ class ChunkExecutor:
         return self.temporal_ensemble(live), "blend"
 
     def temporal_ensemble(self, live: list[ActiveChunk]) -> np.ndarray:
-        """ACT temporal ensembling: sum_i w_i a_i / sum_i w_i, w_i = exp(-decay * i), i=0 oldest."""
-        weights = np.exp(-self.config.ensemble_decay * np.arange(len(live)))
+        """Temporal ensembling: sum_i w_i a_i / sum_i w_i over the chunks covering this tick.
+
+        ``w_i = exp(-decay * i)`` (i = 0 the oldest, as in ACT) times a ramp that fades a chunk
+        in over ``blend_steps`` ticks after it arrives and out over its last ``blend_steps``
+        rows, so a chunk joining or leaving the ensemble causes no jump.
+        """
+        ramp = self.config.blend_steps + 1
+        weights = []
+        for i, chunk in enumerate(live):
+            row = self.tick - chunk.start_tick
+            fade_in = min(1.0, (self.tick - chunk.arrival_tick + 1) / ramp)
+            fade_out = min(1.0, (len(chunk.actions) - row) / ramp)
+            weights.append(np.exp(-self.config.ensemble_decay * i) * fade_in * fade_out)
+        w = np.asarray(weights)
         rows = np.stack([c.actions[self.tick - c.start_tick] for c in live])
-        return (weights[:, None] * rows).sum(0) / weights.sum()
+        return (w[:, None] * rows).sum(0) / w.sum()
 
     def clamp(self, command: np.ndarray) -> np.ndarray:
         """Position limits, then at most v_max / rate away from the previous command."""
