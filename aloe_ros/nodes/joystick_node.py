@@ -30,6 +30,12 @@ class JoystickNode(AloeNode):
             "device_name", "",
             ParameterDescriptor(description="Use the first pad whose name contains this "
                                             "(empty: the first pad)", read_only=True)).value
+        self.show_input = bool(self.declare_parameter(
+            "show_input", False,
+            ParameterDescriptor(description="Log button indices when they change and the axes "
+                                            "(to write a button map for a new pad)",
+                                read_only=True)).value)
+        self.last_down: list[int] = []
         self.reader = GamepadReader(backend or PygameBackend(), str(device_name))
         self.joy_pub = self.create_publisher(Joy, self.config.topics.joy, self.command_qos)
         self.connected_name = ""
@@ -52,6 +58,12 @@ class JoystickNode(AloeNode):
             self.connected_name = sample.device
             self.get_logger().info(f"gamepad connected: '{sample.device}' "
                                    f"({len(sample.axes)} axes, {len(sample.buttons)} buttons)")
+        if self.show_input:
+            down = [i for i, b in enumerate(sample.buttons) if b]
+            if down != self.last_down:
+                self.last_down = down
+                axes = ", ".join(f"{i}:{a:+.2f}" for i, a in enumerate(sample.axes))
+                self.get_logger().info(f"buttons down {down} | axes {axes}")
         msg = Joy()
         msg.header.stamp = self.get_clock().now().to_msg()
         msg.header.frame_id = "joy"

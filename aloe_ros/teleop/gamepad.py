@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -125,7 +126,10 @@ class PygameBackend:
         os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
         # Without this SDL delivers pad input only to a focused window, and we have none.
         os.environ.setdefault("SDL_JOYSTICK_ALLOW_BACKGROUND_EVENTS", "1")
-        import pygame
+        with warnings.catch_warnings():
+            # pygame 2.6 imports pkg_resources, which warns on every start.
+            warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
+            import pygame
 
         self.pygame: Any = pygame
         pygame.display.init()
