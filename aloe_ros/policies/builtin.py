@@ -228,11 +228,16 @@ class BuiltinPolicy(nn.Module):
         """L = sum_b w_b * mean_valid || v_theta(x_eta, eta, o) - (A - eps) ||^2 / sum_b w_b.
 
         ``x_eta = eta * A + (1 - eta) * eps``, A normalised; steps outside ``action_mask``
-        (padding of partial chunks) do not count. Weights are used as given (detach them).
+        (padding of partial chunks) do not count, and their values are replaced by the last
+        valid action (hold) so that padding cannot leak in through x_eta. Weights are used as
+        given (detach them).
         """
         device = self.state_mean.device
         state = batch.state.to(device).float()
-        target = self.normalize_actions(actions.to(device).float(), state)
+        actions = actions.to(device).float()
+        if action_mask is not None:
+            actions = hold_last_valid(actions, action_mask.to(device))
+        target = self.normalize_actions(actions, state)
         noise = torch.randn_like(target)
         eta = torch.rand(target.shape[0], device=device)
         x_eta = eta[:, None, None] * target + (1 - eta[:, None, None]) * noise
@@ -320,6 +325,14 @@ class BuiltinPolicy(nn.Module):
             raise PolicyError(f"weights do not match the policy config: {exc}") from None
         policy.eval()
         return policy
+
+
+def hold_last_valid(actions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Replace each invalid step of (B, H, D) chunks by the newest valid step before it."""
+    horizon = actions.shape[1]
+    steps = torch.arange(horizon, device=actions.device)[None].expand(actions.shape[0], -1)
+    latest_valid = torch.where(mask > 0, steps, torch.zeros_like(steps)).cummax(dim=1).values
+    return torch.gather(actions, 1, latest_valid[:, :, None].expand_as(actions))
 
 
 def random_shift(images: torch.Tensor, pad: int) -> torch.Tensor:
