@@ -1,0 +1,59 @@
+"""``aloe-ros train``: episodes in, a loadable policy directory + learner state + plots out."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from helpers import write_task_config
+from learning_doubles import make_episode
+
+from aloe_ros.cli import main
+from aloe_ros.policies.checkpoint import checkpoint_sha256, load_policy
+
+torch.set_num_threads(1)
+pytestmark = pytest.mark.slow
+CAMERAS = ("top", "left_wrist", "right_wrist")
+
+
+@pytest.fixture
+def setup(tmp_path):  # type: ignore[no-untyped-def]
+    task = write_task_config(tmp_path, overrides={
+        "policy": {"chunk_horizon": 4, "execute_horizon": 2},
+        "learning": {"ensemble_size": 2, "critic_width": 16, "critic_image_size": 8,
+                     "batch_size": 8, "value_samples": 1}})
+    episodes = tmp_path / "episodes"
+    make_episode(8, episode_id=0, action_dim=14, cameras=CAMERAS, source="demo",
+                 human=[True] * 8).save(episodes / "e0.npz")
+    make_episode(8, episode_id=1, action_dim=14, cameras=CAMERAS, success=False,
+                 human=[False] * 4 + [True] * 4).save(episodes / "e1.npz")
+    return task, episodes
+
+
+@pytest.mark.parametrize("method", ["aloe", "dagger", "awr_mc", "td1"])
+def test_train_writes_a_loadable_policy(setup, tmp_path, method) -> None:  # type: ignore[no-untyped-def]
+    task, episodes = setup
+    out = tmp_path / f"out_{method}"
+    plots = method == "aloe"
+    argv = ["train", str(episodes), "--out", str(out), "--task", str(task), "--method", method,
+            "--updates", "3", "--log-every", "1", "--threads", "1"]
+    assert main(argv + ([] if plots else ["--no-plots"])) == 0
+    policy = load_policy(out)
+    assert policy.version == f"pack_phone-{method}-3-{checkpoint_sha256(out)[:8]}"
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["update"] for r in rows] == [1, 2, 3]
+    meta = json.loads((out / "learner" / "learner.json").read_text())
+    assert meta["method"] == method and meta["step"] == 3
+    if plots:
+        for name in ("losses.png", "distributions.png", "q_traces.png"):
+            assert (out / "plots" / name).stat().st_size > 1000
+        # --resume continues from the learner state, with the trained actor.
+        assert main(argv + ["--no-plots", "--resume", "--updates", "2"]) == 0
+        assert json.loads((out / "learner" / "learner.json").read_text())["step"] == 5
+
+
+def test_train_reports_unusable_inputs(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "empty").mkdir()
+    assert main(["train", str(tmp_path / "empty"), "--out", str(tmp_path / "o")]) == 2
+    assert "not an episode file" in capsys.readouterr().out
