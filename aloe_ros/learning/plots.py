@@ -81,7 +81,8 @@ def plot_q_traces(traces: list[EpisodeTrace], path: Path) -> Path:
         ax.plot(trace.start, trace.q, marker=".", label="agg Q")
         ax.plot(trace.start, trace.value, ls="--", label="V")
         ax.plot(trace.start, trace.advantage, ls=":", label="advantage")
-        width = np.diff(np.append(trace.start, trace.start[-1] + 1)) if len(trace.start) else []
+        width: np.ndarray = (np.diff(np.append(trace.start, trace.start[-1] + 1))
+                             if len(trace.start) else np.zeros(0))
         for x, w, source in zip(trace.start, width, trace.source):
             if source in ("intervention", "demo"):
                 ax.axvspan(x, x + w, color="tab:orange", alpha=0.2, lw=0)
