@@ -26,7 +26,7 @@ from aloe_ros.nodes.common import qos_profile, stamp_to_seconds  # noqa: E402
 from aloe_ros.nodes.teleop_node import TeleopNode  # noqa: E402
 
 OVERRIDES = {
-    "joystick": {"timeout_s": 0.3},
+    "joystick": {"timeout_s": 0.5},
     "episode": {"startup_delay_s": 0.1, "reset_to_start_s": 0.1, "auto_reset_delay_s": 0.2},
 }
 
@@ -247,13 +247,13 @@ def test_episode_events_from_buttons_and_detector_each_exactly_once(driver) -> N
         k += 1
         d.tick(k, pressed=["failure"], policy=False)
     d.spin(10)
-    got = [(e.kind, e.episode_id, e.reward) for e in d.episodes]
-    assert got[:7] == [
-        (EpisodeEvent.RESET, 0, 0.0), (EpisodeEvent.START, 1, 0.0),
-        (EpisodeEvent.SUCCESS, 1, 1.0), (EpisodeEvent.RESET, 1, 0.0),
-        (EpisodeEvent.START, 2, 0.0), (EpisodeEvent.FAILURE, 2, 0.0),
-        (EpisodeEvent.RESET, 2, 0.0)][:len(got[:7])]
-    assert (EpisodeEvent.FAILURE, 2, 0.0) in got
+    # RESET(0) goes out right after discovery and may predate our subscription: from START(1).
+    got = [(e.kind, e.episode_id, e.reward) for e in d.episodes if e.episode_id > 0]
+    assert got[:5] == [
+        (EpisodeEvent.START, 1, 0.0), (EpisodeEvent.SUCCESS, 1, 1.0),
+        (EpisodeEvent.RESET, 1, 0.0), (EpisodeEvent.START, 2, 0.0),
+        (EpisodeEvent.FAILURE, 2, 0.0)]
+    assert len(got) == len(set(got)), f"an event was published twice: {got}"
     assert sum(1 for g in got if g[0] == EpisodeEvent.SUCCESS) == 1
     assert all(e.task == d.config.task.name for e in d.episodes)
 
