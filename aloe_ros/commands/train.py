@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="continue from the learner state in --out")
     parser.add_argument("--no-plots", action="store_true")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
+    parser.add_argument("--distributed", action="store_true",
+                        help="data-parallel over the ranks torchrun starts (gloo / nccl)")
 
 
 def _load(args: argparse.Namespace) -> tuple[Any, Any, bool]:
@@ -84,7 +87,18 @@ def run(args: argparse.Namespace) -> int:
         print(f"aloe-ros train: {exc}")
         return 2
     out = Path(args.out)
-    trainer = build_trainer(config, actor)
+    context = None
+    sync = None
+    if args.distributed:
+        from aloe_ros.learning.distributed import allreduce_gradients, init_distributed
+
+        context = init_distributed(config.learning.device)
+        sync = allreduce_gradients
+        if config.learning.device.startswith("cuda"):
+            config.learning.device = f"cuda:{context.local_rank}"
+            actor = actor.to(config.learning.device)
+    main_rank = context is None or context.is_main
+    trainer = build_trainer(config, actor, gradient_sync=sync)
     if args.resume and (out / "learner" / "state.pt").is_file():
         load_trainer_state(out, trainer, map_location=config.learning.device)
         print(f"aloe-ros train: resumed {trainer.method} at update {trainer.step}")
@@ -101,16 +115,25 @@ def run(args: argparse.Namespace) -> int:
     if len(learner.replay) == 0:
         print("aloe-ros train: the inputs hold no chunk transitions")
         return 2
+    if context is not None:
+        from aloe_ros.learning.distributed import broadcast_parameters, trainer_modules
+
+        learner._fit_fresh_actor()
+        broadcast_parameters(trainer_modules(trainer))
+        # Same data on every rank, different batches: each rank samples with its own seed.
+        learner.rng = np.random.default_rng(config.learning.seed + 7919 * (context.rank + 1))
     counts = learner.replay.counts_by_source()
-    print(f"aloe-ros train: method {trainer.method}, {len(episodes)} episodes, "
+    ranks = f", {context.world_size} ranks" if context is not None else ""
+    print(f"aloe-ros train: method {trainer.method}{ranks}, {len(episodes)} episodes, "
           f"{len(learner.replay)} transitions ({', '.join(f'{k} {v}' for k, v in counts.items())})"
           f", actor {getattr(actor, 'version', '?')}{' (untrained)' if fresh else ''}, "
           f"device {config.learning.device}")
     updates = args.updates if args.updates is not None else config.learning.updates_per_round
     out.mkdir(parents=True, exist_ok=True)
     history: list[dict[str, float]] = []
-    metrics_file = open(out / "metrics.jsonl", "a")
-    bar = tqdm(total=updates, desc=f"train {trainer.method}", unit="update")
+    metrics_file = open(out / ("metrics.jsonl" if main_rank else os.devnull), "a")
+    bar = tqdm(total=updates, desc=f"train {trainer.method}", unit="update",
+               disable=not main_rank)
     window: list[dict[str, float]] = []
 
     def progress(i: int, stats: dict[str, float]) -> None:
@@ -137,12 +160,22 @@ def run(args: argparse.Namespace) -> int:
         bar.close()
         metrics_file.close()
     elapsed = time.monotonic() - started
+    if not main_rank:
+        return _finish_distributed()
     info = learner.checkpoint(directory=out)
     print(f"aloe-ros train: {trainer.step} updates ({updates / max(elapsed, 1e-9):.2f}/s), "
           f"wrote {out} (version {info.version}, sha256 {info.sha256[:16]}...)")
     if not args.no_plots:
         written = write_plots(learner, history, out / "plots")
         print("aloe-ros train: plots " + ", ".join(str(p) for p in written))
+    return _finish_distributed() if context is not None else 0
+
+
+def _finish_distributed() -> int:
+    import torch.distributed as dist
+
+    dist.barrier()
+    dist.destroy_process_group()
     return 0
 
 
