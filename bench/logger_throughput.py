@@ -36,8 +36,12 @@ def cpu_seconds(pid: int) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
-def write_config(folder: Path, width: int, height: int, fps: float) -> Path:
+def write_config(folder: Path, width: int, height: int, fps: float,
+                 depths: dict[str, int | None]) -> Path:
     data = yaml.safe_load((REPO / "config" / "pack_phone.yaml").read_text())
+    for qos_class, depth in depths.items():
+        if depth:
+            data["qos"][qos_class]["depth"] = depth
     data["cameras"] = [{"name": n, "source": "topic", "width": width, "height": height,
                         "fps": fps} for n in CAMERAS]
     data["nodes"] = [n for n in data["nodes"] if n["executable"] == "trajectory_logger_node"]
@@ -150,6 +154,10 @@ def main() -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--keep", action="store_true", help="keep the bag")
+    parser.add_argument("--sensor-depth", type=int, default=None,
+                        help="qos.sensor.depth of the stream (default: the task YAML's)")
+    parser.add_argument("--command-depth", type=int, default=None,
+                        help="qos.command.depth of the stream (default: the task YAML's)")
     parser.add_argument("--role", choices=["publish", "baseline"], help=argparse.SUPPRESS)
     parser.add_argument("--config", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
@@ -167,7 +175,8 @@ def main() -> int:
     env.setdefault("FASTDDS_BUILTIN_TRANSPORTS", "LARGE_DATA")
     folder = Path(tempfile.mkdtemp(prefix="aloe_logger_bench_"))
     env.setdefault("ROS_HOME", str(folder / "ros_home"))
-    config_path = write_config(folder, 640, 480, 30.0)
+    config_path = write_config(folder, 640, 480, 30.0,
+                               {"sensor": args.sensor_depth, "command": args.command_depth})
     record_dir = folder / "bags"
     me = [sys.executable, str(Path(__file__).resolve())]
     logger = subprocess.Popen(
@@ -206,8 +215,12 @@ def main() -> int:
         lost = bag.custom_json("aloe_ros.lost_messages", {})
     bag_bytes = sum(f.stat().st_size for f in bag_path.iterdir())
     stream_rate = sum(published["bytes"].values()) / published["seconds"]
+    from aloe_ros.config import load_task_config
+
+    qos = load_task_config(config_path).qos
     print(f"stream: 3 x 640x480 rgb8 @ 30 Hz + joint states and commands @ 50 Hz for "
-          f"{published['seconds']:.1f} s ({stream_rate / 2**20:.1f} MiB/s published)")
+          f"{published['seconds']:.1f} s ({stream_rate / 2**20:.1f} MiB/s published), "
+          f"publisher history depth: sensor {qos.sensor.depth}, command {qos.command.depth}")
     received = json.loads(base_counts.read_text()) if base_counts.exists() else {}
     print(f"{'topic':<28}{'published':>10}{'recorded':>10}{'dropped':>9}"
           f"{'baseline received':>19}")
