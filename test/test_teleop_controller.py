@@ -177,6 +177,7 @@ def test_after_estop_nothing_moves_until_released_and_rearmed() -> None:
         rig.step(axes={"left_y": 1.0}, policy=rig.policy_chunk(k))
     assert len(rig.commands) == n
     assert rig.controller.control_label() == "hold"
+    assert "re-arm" in rig.controller.status_message()
     # The robot was stopped elsewhere: re-arming starts from what it measures.
     measured = rig.home - 0.01
     rig.controller.on_joint_state(measured)

@@ -211,7 +211,7 @@ class TeleopNode(AloeNode):
         counters = {**controller.all_counters(), **self.counters}
         msg.counter_names = list(counters)
         msg.counter_values = [int(v) for v in counters.values()]
-        msg.message = controller.last_problem
+        msg.message = controller.status_message()
         self.status_pub.publish(msg)
         line = (f"control {msg.control_source} | episode {msg.episode_id} "
                 f"{controller.episodes.phase.value} | last outcome "

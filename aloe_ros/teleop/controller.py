@@ -117,6 +117,16 @@ class TeleopController:
             return "hold"
         return self.control.value
 
+    def status_message(self) -> str:
+        """What the operator must do next, if anything, else the last problem."""
+        if self.control == ControlSource.ESTOP:
+            return "E-STOP active: release e-stop (with the e-stop button up) to continue"
+        if self.control == ControlSource.DISARMED:
+            return "e-stop released: press takeover (human) or handback (policy) to re-arm"
+        if self.control == ControlSource.HOLD:
+            return "holding the pose: " + self.last_problem
+        return self.last_problem
+
     # ---- transitions --------------------------------------------------------------------------
     def _take_over(self, now: float) -> ControllerOutput:
         """Human control from exactly the current commanded pose; its first command is sent
