@@ -74,6 +74,7 @@ class TeleopNode(AloeNode):
         self.create_timer(1.0, self.publish_status)
         self.reported_problems = 0
         self.last_line = ""
+        self.last_line_time = 0.0
         layout = self.controller.layout
         self.get_logger().info(
             f"teleop up: pad preset '{layout.name}' ({layout.notes}), mode "
@@ -217,11 +218,10 @@ class TeleopNode(AloeNode):
                 f"{controller.episodes.phase.value} | last outcome "
                 f"{msg.last_outcome or '-'} | e-stop {'ON' if msg.estop_active else 'off'} | "
                 f"arms {controller.human.selected}")
-        if line != self.last_line:
-            self.last_line = line
+        now = self.now_seconds()
+        if line != self.last_line or now - self.last_line_time >= 10.0:
+            self.last_line, self.last_line_time = line, now
             self.get_logger().info(line)
-        else:
-            self.get_logger().info(line, throttle_duration_sec=10.0)
 
 
 def main(args: Sequence[str] | None = None) -> int:
