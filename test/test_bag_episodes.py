@@ -99,6 +99,11 @@ def test_episode_spans_from_event_stream() -> None:
     spans = episode_spans(events, bag_start_ns=100, bag_end_ns=900)
     assert [(s.start_ns, s.end_ns, s.outcome) for s in spans] == [
         (100, 150, "success"), (200, 300, "failure"), (400, 450, ""), (500, 900, "")]
+    # recording began mid-episode: the part before the first START is a truncated episode
+    late = episode_spans(events[1:], bag_start_ns=100, bag_end_ns=900)
+    assert [(s.start_ns, s.end_ns, s.outcome) for s in late][:2] == [
+        (100, 200, ""), (200, 300, "failure")]
+    assert [(s.start_ns, s.end_ns) for s in episode_spans([], 100, 900)] == [(100, 900)]
 
 
 def test_mux_labels_decide_exactly(tmp_path: Path) -> None:

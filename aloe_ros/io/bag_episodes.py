@@ -7,7 +7,8 @@ Rules (also in docs/recording.md):
   outcome), or to the next START / RESET or the end of the bag (truncated: no outcome). Events
   come from ``topics.episode``; when that topic holds no event (a sim run without an episode
   manager), from the sim's detector topic. An outcome with no open episode closes an implicit
-  episode that started at the previous episode's end (or the bag's start).
+  episode that started at the previous episode's end (or the bag's start); rows before the
+  first START, or a bag without any event, form a truncated episode.
 * **Control grid**: rows at ``t_k = t_0 + k / control_rate_hz`` from the first command of the
   episode to its end. The rate comes from the config, else the bag's metadata, else the median
   command interval.
@@ -171,6 +172,12 @@ def episode_spans(events: list[tuple[int, int, int, float, str]], bag_start_ns: 
     current: EpisodeSpan | None = None
     last_end = bag_start_ns
     next_id = 0
+    if not events:  # no lifecycle recorded at all: the whole bag is one truncated episode
+        return [EpisodeSpan(0, bag_start_ns, bag_end_ns)]
+    if events[0][2] == START and events[0][0] > bag_start_ns:
+        # the recording began mid-episode: what came before the first START is truncated data
+        spans.append(EpisodeSpan(next_id, bag_start_ns, events[0][0]))
+        next_id += 1
     for stamp, _source, kind, reward, reason in events:
         if kind == START:
             if current is not None:
