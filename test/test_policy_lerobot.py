@@ -101,3 +101,13 @@ def test_corrupt_config_is_a_policy_error(tmp_path: Path, act_dir: Path) -> None
     (broken / "config.json").write_text(json.dumps(config))
     with pytest.raises(PolicyError, match="cannot load"):
         load_policy(broken, binding=binding())
+
+
+def test_default_keys_and_unused_cameras(act_dir: Path) -> None:
+    """Cameras named like the policy's keys need no mapping; extra task cameras are ignored."""
+    both = LeRobotBinding(JOINTS, ["wrist", "cam"], {})
+    policy = load_policy(act_dir, binding=both)
+    assert isinstance(policy, LeRobotChunkPolicy)
+    assert policy.camera_names == ["cam"]
+    with pytest.raises(PolicyError, match="needs image input"):
+        load_policy(act_dir, binding=LeRobotBinding(JOINTS, ["wrist"], {}))

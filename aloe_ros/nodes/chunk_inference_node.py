@@ -22,6 +22,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from rcl_interfaces.msg import ParameterDescriptor
@@ -88,8 +89,8 @@ class InferenceOutcome:
 
 
 class ChunkInferenceNode(AloeNode):
-    def __init__(self) -> None:
-        super().__init__("chunk_inference")
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__("chunk_inference", **kwargs)
         self.declare_parameter(
             "policy_path", "",
             ParameterDescriptor(description="Checkpoint directory; overrides policy.path "
@@ -405,9 +406,11 @@ class ChunkInferenceNode(AloeNode):
 
     def problem(self, text: str, level: str = "error") -> None:
         self.last_problem = text
-        logger = self.get_logger()
-        log = logger.warning if level == "warning" else logger.error
-        log(text, throttle_duration_sec=2.0)
+        # rclpy keys throttling by call site, and a call site must keep one severity.
+        if level == "warning":
+            self.get_logger().warning(text, throttle_duration_sec=2.0)
+        else:
+            self.get_logger().error(text, throttle_duration_sec=2.0)
 
     def control_source(self) -> str:
         if self.estop:

@@ -45,15 +45,18 @@ class LeRobotChunkPolicy:
         self.task = binding.task
         config = policy.config
         self.joint_names = list(binding.joint_names)
-        self.camera_names = list(binding.camera_names)
-        self.camera_keys = {name: binding.camera_keys.get(name, f"observation.images.{name}")
-                            for name in self.camera_names}
         image_features = dict(config.image_features)
-        unknown = {c: k for c, k in self.camera_keys.items() if k not in image_features}
+        explicit = {c: k for c, k in binding.camera_keys.items() if c in binding.camera_names}
+        unknown = {c: k for c, k in explicit.items() if k not in image_features}
         if unknown:
             raise PolicyError(
                 f"camera key(s) {unknown} are not inputs of this {config.type} policy; its image "
                 f"inputs are {sorted(image_features)} (map them with policy.camera_keys)")
+        # Each task camera feeds the key it is mapped to (default observation.images.<name>);
+        # cameras the policy does not take are not subscribed.
+        mapping = {c: explicit.get(c, f"observation.images.{c}") for c in binding.camera_names}
+        self.camera_keys = {c: k for c, k in mapping.items() if k in image_features}
+        self.camera_names = list(self.camera_keys)
         unused = sorted(set(image_features) - set(self.camera_keys.values()))
         if unused:
             raise PolicyError(f"the {config.type} policy needs image input(s) {unused} that no "
