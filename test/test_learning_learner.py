@@ -101,6 +101,31 @@ def test_worker_trains_and_announces_checkpoints(tmp_path, schedule) -> None:  #
     assert len(stats) >= 4                               # the partial episode's chunks
 
 
+def test_worker_survives_a_failing_update(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    learner = new_learner(task(tmp_path, schedule="continuous"))
+    real_train = learner.train
+    calls = {"n": 0}
+
+    def flaky(updates, **kwargs):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("CUDA out of memory (simulated)")
+        return real_train(updates, **kwargs)
+
+    learner.train = flaky  # type: ignore[method-assign]
+    errors: list[str] = []
+    published = threading.Event()
+    worker = LearnerWorker(learner, on_checkpoint=lambda info: published.set(),
+                           on_stats=lambda stats: None, on_error=errors.append)
+    worker.start()
+    try:
+        worker.submit_episode(episode(0))
+        assert published.wait(60), errors
+    finally:
+        worker.stop()
+    assert worker.counters["errors"] == 1 and "out of memory" in errors[0]
+
+
 def test_live_builder_rows_flags_and_outcomes() -> None:
     builder = LiveEpisodeBuilder("t", ["a", "b"], ["top"], 10.0, image_size=(4, 4))
     builder.on_episode_event(0, episode_id=7)

@@ -90,8 +90,9 @@ def test_learner_node_live_round(tmp_path, ros_context) -> None:  # type: ignore
         spin_until(executor, lambda: False, 0.3)
         chunk = ActionChunk(policy_version="bc@1")
         robot.chunk.publish(chunk)
-        # A bad command (wrong joint names) is counted and skipped.
+        # A bad command (wrong joint names) and a bad image are counted and skipped.
         robot.command.publish(robot.joint_msg(np.zeros(2), ["x", "y"]))
+        robot.image.publish(Image(height=24, width=32, encoding="weird", step=96))
         for i in range(12):
             if i == 6:
                 robot.intervention.publish(InterventionEvent(kind=InterventionEvent.TAKEOVER))
@@ -102,6 +103,7 @@ def test_learner_node_live_round(tmp_path, ros_context) -> None:  # type: ignore
         robot.event.publish(EpisodeEvent(kind=EpisodeEvent.SUCCESS, reward=1.0, episode_id=4))
         assert spin_until(executor, lambda: len(updates) >= 1, 120), learner.counters
         assert learner.counters["bad_commands"] == 1
+        assert learner.counters["bad_images"] == 1
         assert {s.episode_id for s in stats} == {4}
         assert len({s.chunk_id for s in stats}) == len(stats) >= 5   # every chunk, once
         update = updates[0]

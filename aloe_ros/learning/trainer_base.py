@@ -52,6 +52,9 @@ class TrainerBase:
         self.device = torch.device(device)
         self.gradient_sync = gradient_sync
         self.step = 0
+        move = getattr(actor, "to", None)
+        if callable(move):  # an actor built on the CPU follows the learner's device
+            move(self.device)
         self.actor_params = [p for p in actor.parameters() if p.requires_grad]
         self.actor_optimizer = torch.optim.Adam(self.actor_params, lr=config.actor_lr)
         self.generator = torch.Generator().manual_seed(config.seed)
