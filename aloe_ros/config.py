@@ -199,6 +199,8 @@ class JoystickConfig:
     max_joint_speed: float = 0.8
     # Gripper speed with a trigger fully pressed (gripper units/s).
     gripper_speed: float = 1.0
+    # Speeds are multiplied by this while the "slow" button is held (fine corrections).
+    slow_scale: float = 0.25
     # A released button must read released this long before it can press again (chatter).
     debounce_s: float = 0.05
     # Overrides of the preset: action -> button index, axis name -> axis index (-1 unbinds).
@@ -224,6 +226,8 @@ class JoystickConfig:
             raise ConfigError("max_joint_speed", f"must be > 0, got {self.max_joint_speed}")
         if self.gripper_speed <= 0:
             raise ConfigError("gripper_speed", f"must be > 0, got {self.gripper_speed}")
+        if not 0 < self.slow_scale <= 1:
+            raise ConfigError("slow_scale", f"must be in (0, 1], got {self.slow_scale}")
         if not 0 <= self.debounce_s < self.timeout_s:
             raise ConfigError("debounce_s",
                               f"must be in [0, timeout_s={self.timeout_s}), got {self.debounce_s}")

@@ -287,6 +287,10 @@ def test_human_sticks_drive_the_joint_space_with_deadzone_and_speed() -> None:
     assert delta[shoulder_l] == pytest.approx(expected)
     assert delta[shoulder_r] == pytest.approx(expected)
     assert np.count_nonzero(delta) == 2
+    before = rig.commands[-1][2]
+    rig.step(pressed=["slow"], axes={"left_y": 1.0})   # slow held: a quarter of the speed
+    delta = rig.commands[-1][2] - before
+    assert delta[shoulder_l] == pytest.approx(0.25 * expected)
     rig.step(pressed=["arm_select"])            # both -> left
     rig.idle()
     before = rig.commands[-1][2]

@@ -72,8 +72,8 @@ def test_bad_episode_section_names_the_key(tmp_path: Path) -> None:
 
 
 def test_overrides_move_a_button() -> None:
-    layout = resolve_layout("xbox", buttons={"takeover": 9, "handback": -1})
-    assert layout.buttons["takeover"] == 9 and "handback" not in layout.buttons
+    layout = resolve_layout("xbox", buttons={"takeover": 10, "handback": -1})
+    assert layout.buttons["takeover"] == 10 and "handback" not in layout.buttons
 
 
 def test_read_pad_rejects_short_or_nan_messages() -> None:

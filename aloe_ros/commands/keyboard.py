@@ -90,11 +90,12 @@ def _loop(config: Any, rate: float) -> int:
     executor.add_node(node)
     stdin = sys.stdin.fileno()
     saved = termios.tcgetattr(stdin)
-    say(f"aloe-ros keyboard: Joy on {config.topics.joy} as a '{layout.name}' pad, "
-        f"mode {joystick.mode}")
-    say(help_text())
     try:
-        tty.setcbreak(stdin)
+        # Single keys from now on; TCSANOW keeps keys typed while we were starting up.
+        tty.setcbreak(stdin, termios.TCSANOW)
+        say(f"aloe-ros keyboard: Joy on {config.topics.joy} as a '{layout.name}' pad, "
+            f"mode {joystick.mode}")
+        say(help_text())
         period = 1.0 / rate
         while True:
             ready, _, _ = select.select([stdin], [], [], period)

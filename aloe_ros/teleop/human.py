@@ -57,6 +57,7 @@ class HumanCommander:
         for i in (index[j] for j in robot.gripper_joints):
             speed[i] = joystick.gripper_speed
         self.speed = np.minimum(speed, velocity_limits)
+        self.slow_scale = joystick.slow_scale
         self.selections = [ALL_ARMS] + [arm.name for arm in self.arms if arm.name != ALL_ARMS]
         self.selected = joystick.arms if joystick.arms in self.selections else ALL_ARMS
         self.target: np.ndarray | None = None
@@ -83,10 +84,12 @@ class HumanCommander:
         """Joint velocities (rad/s) from the sticks, triggers and gripper buttons.
 
         Joint i of each selected arm follows ``layout.joint_axes[i]`` through the deadzone and
-        scales to the joint's speed; joints beyond the mapped axes hold. Grippers open with the
+        scales to the joint's speed (times ``slow_scale`` while "slow" is held); joints beyond
+        the mapped axes hold. Grippers open with the
         left trigger (or gripper_open) and close with the right trigger (or gripper_close).
         """
         velocity = np.zeros_like(self.speed)
+        speed = self.speed * (self.slow_scale if "slow" in pad.pressed else 1.0)
         opening = pad.trigger("trigger_left", self.layout) - pad.trigger("trigger_right",
                                                                          self.layout)
         if "gripper_open" in pad.pressed:
@@ -97,9 +100,9 @@ class HumanCommander:
         for arm in self.selected_arms():
             for joint, mapping in zip(arm.joints, self.layout.joint_axes):
                 value = apply_deadzone(pad.axes.get(mapping.axis, 0.0), self.deadzone)
-                velocity[joint] = mapping.sign * value * self.speed[joint]
+                velocity[joint] = mapping.sign * value * speed[joint]
             for joint in arm.grippers:
-                velocity[joint] = opening * self.speed[joint]
+                velocity[joint] = opening * speed[joint]
         return velocity
 
     def step_sticks(self, pad: PadState | None, dt: float) -> np.ndarray:

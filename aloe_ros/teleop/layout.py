@@ -30,8 +30,9 @@ __all__ = [
 ]
 
 # Button actions a layout may bind; gripper_open/close are for pads without analog triggers.
+# "slow" scales the human's speeds down while held (fine corrections).
 ACTIONS = ("takeover", "handback", "success", "failure", "reset", "estop", "release_estop",
-           "arm_select", "gripper_open", "gripper_close")
+           "arm_select", "gripper_open", "gripper_close", "slow")
 # Actions every layout must bind (the operator's safety and episode controls).
 REQUIRED_ACTIONS = ("takeover", "success", "failure", "reset", "estop", "release_estop")
 AXIS_NAMES = ("left_x", "left_y", "right_x", "right_y", "dpad_x", "dpad_y",
@@ -83,35 +84,36 @@ _PRESET_TABLE: dict[str, _Preset] = {
     # Xbox 360 / One / Series pads on Linux (xpad / xone): A B X Y LB RB BACK START GUIDE LS RS.
     "xbox": _Preset(
         {"success": 0, "estop": 1, "failure": 2, "reset": 3, "takeover": 4, "handback": 5,
-         "arm_select": 6, "release_estop": 7},
+         "arm_select": 6, "release_estop": 7, "slow": 9},
         notes="A success, B e-stop, X failure, Y reset, LB takeover, RB handback, "
-              "BACK arm select, START release e-stop"),
+              "BACK arm select, START release e-stop, left stick click slow"),
     # DualShock 4 (hid-sony / hid-playstation): cross circle triangle square L1 R1 L2 R2
     # share options PS L3 R3; L2/R2 are also axes 2 and 5.
     "ps4": _Preset(
         {"success": 0, "estop": 1, "reset": 2, "failure": 3, "takeover": 4, "handback": 5,
-         "arm_select": 8, "release_estop": 9},
+         "arm_select": 8, "release_estop": 9, "slow": 11},
         notes="cross success, circle e-stop, square failure, triangle reset, L1 takeover, "
-              "R1 handback, SHARE arm select, OPTIONS release e-stop"),
+              "R1 handback, SHARE arm select, OPTIONS release e-stop, L3 slow"),
     # DualSense (hid-playstation) uses the DualShock 4 order.
     "ps5": _Preset(
         {"success": 0, "estop": 1, "reset": 2, "failure": 3, "takeover": 4, "handback": 5,
-         "arm_select": 8, "release_estop": 9},
+         "arm_select": 8, "release_estop": 9, "slow": 11},
         notes="as ps4: cross success, circle e-stop, square failure, triangle reset, "
-              "L1 takeover, R1 handback, CREATE arm select, OPTIONS release e-stop"),
+              "L1 takeover, R1 handback, CREATE arm select, OPTIONS release e-stop, L3 slow"),
     # Logitech F710 with its switch on X (XInput): the Xbox 360 layout.
     "f710": _Preset(
         {"success": 0, "estop": 1, "failure": 2, "reset": 3, "takeover": 4, "handback": 5,
-         "arm_select": 6, "release_estop": 7},
+         "arm_select": 6, "release_estop": 7, "slow": 9},
         notes="switch on X (XInput); as xbox"),
     # Logitech F710 with its switch on D (DirectInput): X A B Y LB RB LT RT BACK START LS RS,
     # triggers are buttons, the d-pad is a hat after four stick axes.
     "f710_dinput": _Preset(
         {"failure": 0, "success": 1, "estop": 2, "reset": 3, "takeover": 4, "handback": 5,
-         "gripper_open": 6, "gripper_close": 7, "arm_select": 8, "release_estop": 9},
+         "gripper_open": 6, "gripper_close": 7, "arm_select": 8, "release_estop": 9,
+         "slow": 10},
         axes={"left_x": 0, "left_y": 1, "right_x": 2, "right_y": 3, "dpad_x": 4, "dpad_y": 5},
         notes="switch on D (DirectInput): A success, B e-stop, X failure, Y reset, "
-              "LB takeover, RB handback, LT/RT gripper open/close"),
+              "LB takeover, RB handback, LT/RT gripper open/close, left stick click slow"),
 }
 PRESETS: tuple[str, ...] = tuple(_PRESET_TABLE)
 
