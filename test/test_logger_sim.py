@@ -50,7 +50,9 @@ def _drive_episode(ros_context: Any, config: Any) -> None:
         assert spin_until(executor, lambda: bool(states) and all(
             p.get_subscription_count() > 0 for p in every), 60.0), "graph did not come up"
         stamp = lambda: node.get_clock().now().to_msg()  # noqa: E731
-        episode_pub.publish(EpisodeEvent(kind=EpisodeEvent.START, task=config.task.name))
+        start = EpisodeEvent(kind=EpisodeEvent.START, task=config.task.name)
+        start.header.stamp = stamp()
+        episode_pub.publish(start)
         home = np.array(config.robot.home_position)
         human = False
         next_tick = time.monotonic()
@@ -111,14 +113,17 @@ def test_sim_run_with_one_takeover(tmp_path: Path, ros_context: Any) -> None:
 
     (episode,) = read_episodes(bag)
     assert episode.success is True and episode.rewards[-1] == 1.0
-    assert abs(len(episode) - STEPS) <= 3, episode.metadata
+    # rows cover the episode's time span (the operator loop never runs ahead of 30 Hz)
+    assert len(episode) >= STEPS - 3, episode.metadata
     assert set(episode.images) == {"top", "left_wrist"}
     assert episode.images["top"].shape[1:] == (48, 64, 3) and episode.images["top"].any()
-    # one contiguous block of human rows: the takeover (labels from the commands themselves)
+    # which operator step produced each row's executed command (its joint 0 encodes k)
+    step = np.round((episode.actions[:, 0] - config.robot.home_position[0]) / 0.002)
+    in_takeover = (step >= TAKEOVER_AT) & (step < HANDBACK_AT)
+    assert np.array_equal(episode.human, in_takeover), episode.metadata
     human_rows = np.nonzero(episode.human)[0]
-    assert abs(len(human_rows) - (HANDBACK_AT - TAKEOVER_AT)) <= 2, episode.metadata
+    assert len(set(step[human_rows])) >= (HANDBACK_AT - TAKEOVER_AT) // 2
     assert human_rows.tolist() == list(range(human_rows[0], human_rows[-1] + 1))
-    assert abs(int(human_rows[0]) - TAKEOVER_AT) <= 2
     assert {v for v, h in zip(episode.policy_versions, episode.human) if not h} == {"v3"}
 
     horizon = config.policy.execute_horizon
