@@ -1,0 +1,82 @@
+"""sim-demos -> train-bc -> eval-sim end to end (tiny budgets), and the sim rollout loop."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from helpers import write_task_config
+from policy_fixtures import tiny_builtin
+
+from aloe_ros.cli import main
+from aloe_ros.config import load_task_config
+from aloe_ros.io.episodes import load_episode_dir
+from aloe_ros.policies.bc import BCDataset, load_episodes
+from aloe_ros.policies.checkpoint import load_policy
+from aloe_ros.policies.sim_rollouts import make_sim_robot, rollout_policy
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture
+def short_task(tmp_path: Path) -> Path:
+    return write_task_config(tmp_path, overrides={"task": {"episode_timeout_s": 2.0}})
+
+
+def test_demos_train_eval_round_trip(tmp_path: Path, short_task: Path,
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    demos = tmp_path / "demos"
+    assert main(["sim-demos", "--task", "pack_phone", "--episodes", "2", "--out", str(demos),
+                 "--seed", "3"]) == 0
+    episodes = load_episode_dir(demos)
+    assert len(episodes) == 2
+    for episode in episodes:
+        assert episode.source == "demo" and episode.success is True
+        assert episode.human.all() and episode.rewards[-1] == 1.0
+        assert set(episode.images) == {"top", "left_wrist", "right_wrist"}
+        # Each action is the expert's command for that step, within the joint limits.
+        assert np.all(np.isfinite(episode.actions))
+    out = tmp_path / "policy"
+    assert main(["train-bc", str(demos), "--out", str(out), "--steps", "3",
+                 "--batch-size", "4", "--threads", "1"]) == 0
+    assert "wrote" in capsys.readouterr().out
+    policy = load_policy(out)
+    assert policy.version.startswith("bc-3-")
+    assert main(["eval-sim", "--policy", str(out), "--task", str(short_task),
+                 "--episodes", "1"]) == 0
+    assert "success" in capsys.readouterr().out
+
+
+def test_train_bc_rejects_bad_inputs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "empty").mkdir()
+    assert main(["train-bc", str(tmp_path / "empty"), "--out", str(tmp_path / "o"),
+                 "--steps", "1"]) == 2
+    assert "not an episode file" in capsys.readouterr().out
+
+
+def test_bc_dataset_chunks_hold_the_last_action_at_episode_end(tmp_path: Path) -> None:
+    config = load_task_config("pack_phone")
+    main(["sim-demos", "--episodes", "1", "--out", str(tmp_path / "d"), "--seed", "5"])
+    episodes = load_episodes([tmp_path / "d"], config, resize=(12, 16))
+    assert episodes[0].images["top"].shape[1:] == (12, 16, 3)
+    dataset = BCDataset(episodes, ["top", "left_wrist", "right_wrist"], 50)
+    last = len(dataset) - 1
+    chunk = dataset.chunks(np.array([last - 3]))[0]
+    np.testing.assert_array_equal(chunk[3:], np.repeat(episodes[0].actions[-1:], 47, axis=0))
+    np.testing.assert_array_equal(chunk[:4], episodes[0].actions[-4:])
+
+
+def test_rollout_goes_through_the_executor(short_task: Path) -> None:
+    config = load_task_config(short_task)
+    policy = tiny_builtin(config)
+    robot = make_sim_robot(config)
+    chunks: list[int] = []
+    result = rollout_policy(config, robot, policy, seed=1, episode_id=0, on_chunk=chunks.append)
+    assert not result.success and result.reason == "timeout"
+    # One chunk every execute_horizon ticks (inference answered at once in sim time).
+    assert chunks[:3] == [0, 25, 50]
+    step = np.abs(np.diff(result.episode.actions, axis=0))
+    max_step = np.asarray(config.robot.velocity_limits) / config.robot.control_rate_hz
+    assert np.all(step <= max_step + 1e-5)
