@@ -152,6 +152,7 @@ def run(args: argparse.Namespace) -> int:
             window.clear()
 
     started = time.monotonic()
+    first_step = trainer.step
     try:
         learner.train(updates, progress=progress)
     except KeyboardInterrupt:
@@ -163,8 +164,10 @@ def run(args: argparse.Namespace) -> int:
     if not main_rank:
         return _finish_distributed()
     info = learner.checkpoint(directory=out)
-    print(f"aloe-ros train: {trainer.step} updates ({updates / max(elapsed, 1e-9):.2f}/s), "
-          f"wrote {out} (version {info.version}, sha256 {info.sha256[:16]}...)")
+    ran = trainer.step - first_step
+    print(f"aloe-ros train: {ran} updates in {elapsed:.0f} s ({ran / max(elapsed, 1e-9):.2f}/s), "
+          f"{trainer.step} in total; wrote {out} (version {info.version}, "
+          f"sha256 {info.sha256[:16]}...)")
     if not args.no_plots:
         written = write_plots(learner, history, out / "plots")
         print("aloe-ros train: plots " + ", ".join(str(p) for p in written))
