@@ -38,6 +38,10 @@ def _publishers(node: Any, config: Any) -> dict[str, tuple[Any, Any]]:
     }
     for camera in config.cameras:
         samples[camera.topic] = fill_image(Image(), np.zeros((24, 32, 3), np.uint8), "rgb8")
+    for topic in config.recording.extra_topics:  # discovered by the logger from the graph
+        from std_msgs.msg import String
+
+        samples[topic] = String(data="extra")
     qos = qos_profile(config.qos.command)
     return {topic: (node.create_publisher(type(msg), topic, qos), msg)
             for topic, msg in samples.items()}
@@ -77,7 +81,8 @@ def _publish_all(ros_context: Any, config: Any, count: int, *, then_wait_s: floa
             "logger never subscribed every topic"
         for i in range(count):
             for pub, msg in pubs.values():
-                msg.header.stamp.sec = i + 1
+                if hasattr(msg, "header"):
+                    msg.header.stamp.sec = i + 1
                 pub.publish(msg)
             executor.spin_once(timeout_sec=0.01)
         end = time.monotonic() + then_wait_s
@@ -95,7 +100,7 @@ def _only_bag(record_dir: Path) -> Path:
 
 
 def test_logger_records_every_topic_and_stops_cleanly(tmp_path: Path, ros_context: Any) -> None:
-    config, command, record_dir = _start(tmp_path)
+    config, command, record_dir = _start(tmp_path, {"recording": {"extra_topics": ["/extra/text"]}})
     statuses: list[Any] = []
     with running_process(command, log_path=tmp_path / "logger.log") as process:
         sent = _publish_all(ros_context, config, 20, then_wait_s=2.5, status_seen=statuses)
@@ -110,6 +115,7 @@ def test_logger_records_every_topic_and_stops_cleanly(tmp_path: Path, ros_contex
         assert sorted(reader.custom_json("aloe_ros.policy_versions", [])) == ["v7", "v8"]
         assert reader.custom_json("aloe_ros.lost_messages", None) == {}
         assert reader.task_config() is not None
+        assert reader.topics["/extra/text"].msgtype == "std_msgs/msg/String"
     assert statuses, "no Status from the logger"
     counters = dict(zip(statuses[-1].counter_names, statuses[-1].counter_values))
     assert counters["lost"] == 0 and counters["written"] > 0

@@ -93,6 +93,7 @@ class BagRecorder:
         self.policy_versions: list[str] = []
         self.stats = RecorderStats()
         self._lock = threading.Lock()
+        self._closing = False  # no more submits: the bag is being (or has been) finished
         self._queue: queue.SimpleQueue[tuple[str, int, bytes] | None] = queue.SimpleQueue()
         self._msgtypes: dict[str, str] = {}
         self._connections: dict[str, Any] = {}
@@ -118,7 +119,7 @@ class BagRecorder:
         """Queue one serialized message; False (and counted as lost) when it cannot be kept."""
         size = len(data)
         with self._lock:
-            if self.stats.stopped or self.stats.queued_bytes + size > self.queue_max_bytes:
+            if self._closing or self.stats.queued_bytes + size > self.queue_max_bytes:
                 self.stats.lost[topic] = self.stats.lost.get(topic, 0) + 1
                 return False
             self.stats.queued_bytes += size
@@ -128,7 +129,7 @@ class BagRecorder:
     def add_topic(self, topic: str, msgtype: str) -> None:
         """Record one more topic (an extra topic whose type was discovered late)."""
         with self._lock:
-            if topic in self._msgtypes or self.stats.stopped:
+            if topic in self._msgtypes or self._closing:
                 return
             self._msgtypes[topic] = msgtype  # the connection is added on the writer thread
         self._queue.put((topic, -1, b""))
@@ -169,7 +170,7 @@ class BagRecorder:
                 item = ()  # type: ignore[assignment]
             if item is None:
                 break
-            if item and not self.stats.stopped:
+            if item and not self._closing:
                 self._write(*item)
             if time.monotonic() - last_flush >= self.flush_interval_s:
                 last_flush = time.monotonic()
@@ -244,37 +245,46 @@ class BagRecorder:
     def _stop(self, reason: str) -> None:
         """Stop recording for good: finish the bag now, count everything after as lost."""
         log.error("%s: %s", self.path, reason)
-        with self._lock:
-            self.stats.stopped = True
-            self.stats.error = reason
+        self._finish(reason)
         if self.on_error is not None:
             self.on_error(reason)
-        self._finish()
 
-    def _finish(self) -> None:
-        if self._writer.storage is None:
-            return
+    def _finish(self, reason: str = "") -> None:
+        """Finish the bag (summary, metadata.yaml); ``stats.stopped`` is set once it is done."""
+        with self._lock:
+            self._closing = True
+        self._drain()
+        if self._writer.storage is not None:
+            with self._lock:
+                lost = dict(self.stats.lost)
+            self.custom_data["aloe_ros.lost_messages"] = json.dumps(lost)
+            for key, value in self.custom_data.items():
+                self._writer.set_custom_data(key, value)
+            try:
+                self._writer.close()
+                self._write_sidecar()
+            except Exception as exc:  # noqa: BLE001 - leave a repairable file, don't crash
+                log.error("%s: could not finish the bag (%s); run `aloe-ros bag repair %s`",
+                          self.path, exc, self.path)
+                reason = reason or f"close failed: {exc}"
+                self._writer.storage = None
         with self._lock:
             self.stats.stopped = True
-            lost = dict(self.stats.lost)
-        self.custom_data["aloe_ros.lost_messages"] = json.dumps(lost)
-        for key, value in self.custom_data.items():
-            self._writer.set_custom_data(key, value)
-        try:
-            self._writer.close()
-            self._write_sidecar()
-        except Exception as exc:  # noqa: BLE001 - leave a repairable file rather than crash
-            log.error("%s: could not finish the bag (%s); run `aloe-ros bag repair %s`",
-                      self.path, exc, self.path)
-            self.stats.error = self.stats.error or f"close failed: {exc}"
-            self._writer.storage = None
-        # Drain: messages still queued were not written; keep the byte count honest.
+            self.stats.error = self.stats.error or reason
+
+    def _drain(self) -> None:
+        """Messages still queued when recording stops are not written: count them as lost."""
+        sentinel = False
         while True:
             try:
                 item = self._queue.get_nowait()
             except queue.Empty:
                 break
-            if item:
+            if item is None:
+                sentinel = True
+            elif item[1] >= 0:
                 with self._lock:
                     self.stats.queued_bytes -= len(item[2])
                     self.stats.lost[item[0]] = self.stats.lost.get(item[0], 0) + 1
+        if sentinel:  # close() is waiting for the writer loop to see it
+            self._queue.put(None)
