@@ -18,6 +18,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=100000,
                         help="seed of the first episode (default: away from sim-demos seeds)")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
+    parser.add_argument("--execute-horizon", type=int, default=0, metavar="N",
+                        help="override policy.execute_horizon (0: the task's)")
+    parser.add_argument("--noise-scale", type=float, default=None, metavar="S",
+                        help="built-in policy: scale of the initial flow noise (default 1)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -48,6 +52,10 @@ def run(args: argparse.Namespace) -> int:
     except PolicyError as exc:
         print(f"aloe-ros eval-sim: {exc}")
         return 2
+    if args.execute_horizon > 0:
+        config.policy.execute_horizon = min(args.execute_horizon, policy.chunk_horizon)
+    if args.noise_scale is not None and hasattr(policy, "noise_scale"):
+        policy.noise_scale = args.noise_scale
     robot = make_sim_robot(config)
     successes = 0
     reasons: dict[str, int] = {}
@@ -58,7 +66,8 @@ def run(args: argparse.Namespace) -> int:
         reasons[result.reason] = reasons.get(result.reason, 0) + 1
         bar.set_postfix(success=f"{successes}/{i + 1}")
     rate = successes / args.episodes
-    print(f"aloe-ros eval-sim: policy {policy.version} on {config.task.name}: "
+    print(f"aloe-ros eval-sim: policy {policy.version} on {config.task.name} (execute "
+          f"{config.policy.execute_horizon} of {policy.chunk_horizon}): "
           f"success {successes}/{args.episodes} = {rate:.0%}")
     print("aloe-ros eval-sim: outcomes: "
           + ", ".join(f"{k} x{v}" for k, v in sorted(reasons.items(), key=lambda kv: -kv[1])))

@@ -77,6 +77,7 @@ class InferenceJob:
     observation: Observation
     policy: ChunkPolicy
     reset_first: bool
+    requested_at: float       # perf_counter() when the executor asked for it
 
 
 @dataclass
@@ -85,7 +86,8 @@ class InferenceOutcome:
     chunk: np.ndarray | None
     version: str
     error: str
-    latency_s: float
+    latency_s: float          # the policy call alone
+    requested_at: float
 
 
 class ChunkInferenceNode(AloeNode):
@@ -114,11 +116,12 @@ class ChunkInferenceNode(AloeNode):
         self.pending_policy: tuple[ChunkPolicy, str] | None = None
         self.last_problem = ""
         self.inference_seconds: list[float] = []
+        # Request -> ActionChunk published (observation, queue, policy, checks, publish).
+        self.chunk_seconds: list[float] = []
         # request id -> ROS time of its observation (ActionChunk.start_time).
         self.request_stamps: dict[int, object] = {}
 
         self.jobs: queue.Queue[InferenceJob | None] = queue.Queue(maxsize=1)
-        self.outcomes: queue.Queue[InferenceOutcome] = queue.Queue()
         self.worker = threading.Thread(target=self.inference_loop, name="inference",
                                        daemon=True)
         self.worker.start()
@@ -309,8 +312,11 @@ class ChunkInferenceNode(AloeNode):
                 error = ""
             except Exception as exc:  # noqa: BLE001 - a failing policy must not kill the node
                 chunk, error = None, f"{type(exc).__name__}: {exc}"
-            self.outcomes.put(InferenceOutcome(job.request, chunk, job.policy.version, error,
-                                               time.perf_counter() - started))
+            outcome = InferenceOutcome(job.request, chunk, job.policy.version, error,
+                                       time.perf_counter() - started, job.requested_at)
+            # Handed over at once (not at the next tick): the chunk is usable from this tick.
+            with self.lock:
+                self.handle_outcome(outcome)
 
     def observation(self, now: float) -> Observation | str:
         """An observation from fresh inputs, or why there is none (caller holds the lock)."""
@@ -333,20 +339,20 @@ class ChunkInferenceNode(AloeNode):
 
     def on_control_tick(self) -> None:
         with self.lock:
-            self.collect_outcomes()
             result = self.executor_core.step()
             if result.command is not None:
                 self.publish_command(result.command)
             request = self.executor_core.want_inference()
             if request is None:
                 return
+            requested_at = time.perf_counter()
             observation = self.observation(self.now_seconds())
             if isinstance(observation, str):
                 self.executor_core.fail(request, observation)
                 self.count("skipped_observations")
                 self.problem(f"no new chunk: {observation}", level="warning")
                 return
-            job = InferenceJob(request, observation, self.policy, self.reset_policy)
+            job = InferenceJob(request, observation, self.policy, self.reset_policy, requested_at)
             self.reset_policy = False
             self.request_stamps[request.request_id] = self.get_clock().now().to_msg()
             try:
@@ -355,28 +361,27 @@ class ChunkInferenceNode(AloeNode):
                 self.executor_core.fail(request, "worker busy")
                 self.count("worker_busy")
 
-    def collect_outcomes(self) -> None:
-        """Hand finished chunks to the executor; publish the accepted ones (lock held)."""
-        while True:
-            try:
-                outcome = self.outcomes.get_nowait()
-            except queue.Empty:
-                return
-            stamp = self.request_stamps.pop(outcome.request.request_id, None)
-            if outcome.chunk is None:
-                self.executor_core.fail(outcome.request, outcome.error)
-                self.count("inference_errors")
-                self.problem(f"inference failed: {outcome.error}")
-                continue
-            self.inference_seconds.append(outcome.latency_s)
-            del self.inference_seconds[:-100]
-            accepted, why = self.executor_core.submit(outcome.request, outcome.chunk,
-                                                      outcome.version)
-            if not accepted:
-                self.problem(f"chunk from {outcome.version} rejected: {why}",
-                             level="warning" if "flush" in why else "error")
-                continue
-            self.publish_chunk(outcome, stamp)
+    def handle_outcome(self, outcome: InferenceOutcome) -> None:
+        """Hand a finished chunk to the executor; publish it if accepted (lock held)."""
+        stamp = self.request_stamps.pop(outcome.request.request_id, None)
+        if outcome.chunk is None:
+            self.executor_core.fail(outcome.request, outcome.error)
+            self.count("inference_errors")
+            self.problem(f"inference failed: {outcome.error}")
+            return
+        self.inference_seconds.append(outcome.latency_s)
+        del self.inference_seconds[:-200]
+        accepted, why = self.executor_core.submit(outcome.request, outcome.chunk,
+                                                  outcome.version)
+        if not accepted:
+            if "flush" in why:
+                self.problem(f"chunk from {outcome.version} dropped: {why}", level="warning")
+            else:
+                self.problem(f"chunk from {outcome.version} rejected: {why}")
+            return
+        self.publish_chunk(outcome, stamp)
+        self.chunk_seconds.append(time.perf_counter() - outcome.requested_at)
+        del self.chunk_seconds[:-200]
 
     # ---- outputs ----------------------------------------------------------------------------
     def publish_command(self, command: np.ndarray) -> None:
@@ -433,7 +438,9 @@ class ChunkInferenceNode(AloeNode):
             msg.counter_names = list(counters)
             msg.counter_values = [max(0, int(v)) for v in counters.values()]
             latency = (f"inference p50 {1000 * float(np.median(self.inference_seconds)):.0f} ms"
-                       if self.inference_seconds else "no inference yet")
+                       f", request->chunk p50 {1000 * float(np.median(self.chunk_seconds)):.0f} ms"
+                       if self.inference_seconds and self.chunk_seconds
+                       else "no chunk yet")
             msg.message = latency + (f"; last problem: {self.last_problem}"
                                      if self.last_problem else "")
         self.status_pub.publish(msg)
