@@ -87,6 +87,8 @@ class TeleopNode(AloeNode):
         """Positions in robot.joint_names order. Without names: exactly our order. With names:
         all our joints (``partial``: a subset, the rest NaN); unknown names are an error."""
         values = np.asarray(msg.position, dtype=np.float64)
+        if list(msg.name) == self.joint_names and len(values) == len(self.joint_names):
+            return values                       # the common case: our names, our order
         if not msg.name:
             if len(values) != len(self.joint_names):
                 raise JointStateError(f"{len(values)} positions for {len(self.joint_names)} "
