@@ -211,7 +211,9 @@ class TeleopNode(AloeNode):
         msg.last_outcome = controller.episodes.last_outcome
         msg.estop_active = controller.control_label() == "estop"
         msg.policy_version = self.policy_frame
-        counters = {**controller.all_counters(), **self.counters}
+        counters = controller.all_counters()
+        for name, value in self.counters.items():     # node-level rejections add up
+            counters[name] = counters.get(name, 0) + value
         msg.counter_names = list(counters)
         msg.counter_values = [int(v) for v in counters.values()]
         msg.message = controller.status_message()
