@@ -317,6 +317,9 @@ class PolicyConfig:
     blend_steps: int = 5
     # LeRobot adapter: camera name -> LeRobot image feature key.
     camera_keys: dict[str, str] = field(default_factory=dict)
+    # Built-in policy: scale of the initial flow noise. 1 samples the learned distribution
+    # (what RL improves); 0 integrates from the mean (deterministic, usually more successful).
+    noise_scale: float = 1.0
 
     def __post_init__(self) -> None:
         if self.chunk_horizon < 1:
@@ -328,6 +331,8 @@ class PolicyConfig:
             )
         if self.flow_steps < 1:
             raise ConfigError("flow_steps", f"must be >= 1, got {self.flow_steps}")
+        if not 0 <= self.noise_scale <= 2:
+            raise ConfigError("noise_scale", f"must be in [0, 2], got {self.noise_scale}")
 
 
 @dataclass

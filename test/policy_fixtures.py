@@ -25,7 +25,7 @@ def tiny_builtin(config: TaskFile, **overrides: Any) -> BuiltinPolicy:
 
 
 def save_tiny_lerobot(kind: str, directory: Path, *, joints: int, cameras: list[str],
-                      image_size: tuple[int, int] = (32, 32)) -> Path:
+                      image_size: tuple[int, int] = (32, 32), chunk: int = 20) -> Path:
     """Build a tiny LeRobot ACT or Diffusion policy offline and save_pretrained it."""
     from lerobot.configs.types import FeatureType, PolicyFeature
     from lerobot.policies.factory import (
@@ -47,7 +47,7 @@ def save_tiny_lerobot(kind: str, directory: Path, *, joints: int, cameras: list[
         dataset_stats[f"observation.images.{camera}"] = stats((3, 1, 1), 0.5, 0.25)
     if kind == "act":
         settings: dict[str, Any] = dict(
-            chunk_size=20, n_action_steps=20, dim_model=32, n_heads=2, dim_feedforward=64,
+            chunk_size=chunk, n_action_steps=chunk, dim_model=32, n_heads=2, dim_feedforward=64,
             n_encoder_layers=1, n_decoder_layers=1, use_vae=False,
             pretrained_backbone_weights=None)
     elif kind == "diffusion":

@@ -80,3 +80,22 @@ def test_rollout_goes_through_the_executor(short_task: Path) -> None:
     step = np.abs(np.diff(result.episode.actions, axis=0))
     max_step = np.asarray(config.robot.velocity_limits) / config.robot.control_rate_hz
     assert np.all(step <= max_step + 1e-5)
+
+
+def test_noise_scale_config_is_validated_and_applied(tmp_path: Path) -> None:
+    from aloe_ros.config import ConfigError
+    from aloe_ros.policies.checkpoint import apply_inference_settings
+
+    bad = write_task_config(tmp_path, overrides={"policy": {"noise_scale": -1}}, name="b.yaml")
+    with pytest.raises(ConfigError, match="policy.noise_scale"):
+        load_task_config(bad)
+    config = load_task_config("pack_phone")
+    policy = tiny_builtin(config)
+    apply_inference_settings(policy, flow_steps=4, noise_scale=0.0)
+    assert (policy.flow_steps, policy.noise_scale) == (4, 0.0)
+    # Zero noise: sampling is deterministic.
+    robot = make_sim_robot(config)
+    from aloe_ros.policies.base import Observation
+
+    obs = Observation(robot.render(), robot.positions.astype(np.float32), config.task.text)
+    np.testing.assert_array_equal(policy.predict_chunk(obs), policy.predict_chunk(obs))

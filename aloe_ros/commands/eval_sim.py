@@ -21,7 +21,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--execute-horizon", type=int, default=0, metavar="N",
                         help="override policy.execute_horizon (0: the task's)")
     parser.add_argument("--noise-scale", type=float, default=None, metavar="S",
-                        help="built-in policy: scale of the initial flow noise (default 1)")
+                        help="built-in policy: scale of the initial flow noise "
+                             "(default: policy.noise_scale)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -31,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     from aloe_ros.config import ConfigError, load_task_config
     from aloe_ros.policies.base import PolicyError
     from aloe_ros.policies.bc import new_builtin_policy
-    from aloe_ros.policies.checkpoint import LeRobotBinding, load_policy
+    from aloe_ros.policies.checkpoint import LeRobotBinding, apply_inference_settings, load_policy
     from aloe_ros.policies.sim_rollouts import make_sim_robot, rollout_policy
 
     if args.threads > 0:
@@ -54,8 +55,9 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if args.execute_horizon > 0:
         config.policy.execute_horizon = min(args.execute_horizon, policy.chunk_horizon)
-    if args.noise_scale is not None and hasattr(policy, "noise_scale"):
-        policy.noise_scale = args.noise_scale
+    apply_inference_settings(policy, flow_steps=config.policy.flow_steps,
+                             noise_scale=(config.policy.noise_scale if args.noise_scale is None
+                                          else args.noise_scale))
     robot = make_sim_robot(config)
     successes = 0
     reasons: dict[str, int] = {}
@@ -66,8 +68,10 @@ def run(args: argparse.Namespace) -> int:
         reasons[result.reason] = reasons.get(result.reason, 0) + 1
         bar.set_postfix(success=f"{successes}/{i + 1}")
     rate = successes / args.episodes
+    noise = getattr(policy, "noise_scale", None)
     print(f"aloe-ros eval-sim: policy {policy.version} on {config.task.name} (execute "
-          f"{config.policy.execute_horizon} of {policy.chunk_horizon}): "
+          f"{config.policy.execute_horizon} of {policy.chunk_horizon}"
+          + (f", noise scale {noise:g}" if noise is not None else "") + "): "
           f"success {successes}/{args.episodes} = {rate:.0%}")
     print("aloe-ros eval-sim: outcomes: "
           + ", ".join(f"{k} x{v}" for k, v in sorted(reasons.items(), key=lambda kv: -kv[1])))

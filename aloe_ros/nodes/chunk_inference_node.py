@@ -59,7 +59,7 @@ def policy_mismatch(policy: ChunkPolicy, config: TaskFile) -> str | None:
 def load_task_policy(config: TaskFile, path: str, *, root: str | None = None,
                      expected_sha256: str | None = None) -> ChunkPolicy:
     """The task's policy from ``path`` (built-in or LeRobot); PolicyError when unusable."""
-    from aloe_ros.policies.checkpoint import LeRobotBinding, load_policy
+    from aloe_ros.policies.checkpoint import LeRobotBinding, apply_inference_settings, load_policy
 
     binding = LeRobotBinding(list(config.robot.joint_names), [c.name for c in config.cameras],
                              dict(config.policy.camera_keys), config.task.text)
@@ -68,7 +68,8 @@ def load_task_policy(config: TaskFile, path: str, *, root: str | None = None,
     problem = policy_mismatch(policy, config)
     if problem is not None:
         raise PolicyError(f"checkpoint {path}: {problem}")
-    return policy
+    return apply_inference_settings(policy, flow_steps=config.policy.flow_steps,
+                                    noise_scale=config.policy.noise_scale)
 
 
 @dataclass
@@ -168,7 +169,9 @@ class ChunkInferenceNode(AloeNode):
             self.get_logger().warning(
                 "no policy path (policy.path / --policy): running a fresh, UNTRAINED built-in "
                 "policy; the robot will move aimlessly")
-            return new_builtin_policy(self.config)
+            policy = new_builtin_policy(self.config)
+            policy.noise_scale = self.config.policy.noise_scale
+            return policy
         try:
             return load_task_policy(self.config, path)
         except PolicyError as exc:

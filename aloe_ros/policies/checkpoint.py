@@ -23,8 +23,8 @@ from typing import Any
 
 from aloe_ros.policies.base import ChunkPolicy, PolicyError
 
-__all__ = ["LeRobotBinding", "checkpoint_kind", "checkpoint_sha256", "load_policy",
-           "resolve_checkpoint_dir"]
+__all__ = ["LeRobotBinding", "apply_inference_settings", "checkpoint_kind", "checkpoint_sha256",
+           "load_policy", "resolve_checkpoint_dir"]
 
 log = logging.getLogger(__name__)
 
@@ -150,3 +150,14 @@ def load_policy(directory: Path | str, *, root: Path | str | None = None,
     from aloe_ros.policies.lerobot_adapter import LeRobotChunkPolicy
 
     return LeRobotChunkPolicy.load(path, binding, device=device)
+
+
+def apply_inference_settings(policy: ChunkPolicy, *, flow_steps: int, noise_scale: float
+                             ) -> ChunkPolicy:
+    """Task settings that change how a built-in policy samples (not its weights)."""
+    from aloe_ros.policies.builtin import BuiltinPolicy
+
+    if isinstance(policy, BuiltinPolicy):
+        policy.flow_steps = flow_steps
+        policy.noise_scale = noise_scale
+    return policy
