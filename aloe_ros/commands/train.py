@@ -122,12 +122,13 @@ def run(args: argparse.Namespace) -> int:
         broadcast_parameters(trainer_modules(trainer))
         # Same data on every rank, different batches: each rank samples with its own seed.
         learner.rng = np.random.default_rng(config.learning.seed + 7919 * (context.rank + 1))
-    counts = learner.replay.counts_by_source()
+    counts = ", ".join(f"{k} {v}" for k, v in learner.replay.counts_by_source().items())
     ranks = f", {context.world_size} ranks" if context is not None else ""
-    print(f"aloe-ros train: method {trainer.method}{ranks}, {len(episodes)} episodes, "
-          f"{len(learner.replay)} transitions ({', '.join(f'{k} {v}' for k, v in counts.items())})"
-          f", actor {getattr(actor, 'version', '?')}{' (untrained)' if fresh else ''}, "
-          f"device {config.learning.device}")
+    if main_rank:
+        print(f"aloe-ros train: method {trainer.method}{ranks}, {len(episodes)} episodes, "
+              f"{len(learner.replay)} transitions ({counts})"
+              f", actor {getattr(actor, 'version', '?')}{' (untrained)' if fresh else ''}, "
+              f"device {config.learning.device}")
     updates = args.updates if args.updates is not None else config.learning.updates_per_round
     out.mkdir(parents=True, exist_ok=True)
     history: list[dict[str, float]] = []
