@@ -104,7 +104,7 @@ def test_logger_records_every_topic_and_stops_cleanly(tmp_path: Path, ros_contex
     statuses: list[Any] = []
     with running_process(command, log_path=tmp_path / "logger.log") as process:
         sent = _publish_all(ros_context, config, 20, then_wait_s=2.5, status_seen=statuses)
-        process.send_signal(signal.SIGINT)
+        process.send_signal(signal.SIGTERM)  # as systemd or launch stop it (SIGINT: sim test)
         assert process.wait(timeout=20) == 0
     bag = _only_bag(record_dir)
     with Bag(bag) as reader:

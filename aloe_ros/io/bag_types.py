@@ -63,8 +63,7 @@ def aloe_typestore() -> Typestore:
 
 def register_definitions(store: Typestore, definitions: dict[str, str]) -> None:
     """Add types found in a bag (msgtype -> ros2msg text) that the store does not know yet."""
-    from rosbags.typesys import get_types_from_msg as parse
-
+    parse = get_types_from_msg
     missing: dict[str, Any] = {}
     for msgtype, text in definitions.items():
         if msgtype in store.fielddefs:

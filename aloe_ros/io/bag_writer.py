@@ -170,7 +170,12 @@ class BagRecorder:
                 item = ()  # type: ignore[assignment]
             if item is None:
                 break
-            if item and not self._closing:
+            if item and self._closing:  # raced with a stop: not written, so lost
+                with self._lock:
+                    self.stats.queued_bytes -= len(item[2])
+                    if item[1] >= 0:
+                        self.stats.lost[item[0]] = self.stats.lost.get(item[0], 0) + 1
+            elif item:
                 self._write(*item)
             if time.monotonic() - last_flush >= self.flush_interval_s:
                 last_flush = time.monotonic()
