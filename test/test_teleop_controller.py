@@ -348,7 +348,7 @@ def test_a_joy_that_does_not_fit_the_layout_is_rejected_and_is_no_heartbeat() ->
     rig.step(pressed=["takeover"])
     for _ in range(20):
         rig.t += rig.period
-        rig.controller.on_joy([0.0] * 8, [1, 1], rig.t)   # 2 buttons: e-stop index missing
+        rig.controller.on_joy([0.0] * 8, [0, 0, 1], rig.t)  # 3 buttons: too few for xbox
         rig._collect(rig.controller.tick(rig.t))
     assert rig.controller.counters["bad_joy"] == 20
     assert "buttons" in rig.controller.last_problem
@@ -364,3 +364,15 @@ def test_nothing_is_forwarded_before_the_robot_pose_is_known() -> None:
     out = controller.on_joy(*joy(["takeover"]), 1.1)
     assert out.interventions == []
     assert controller.counters["takeover_without_pose"] == 1
+
+
+def test_estop_counts_even_in_an_otherwise_unusable_joy() -> None:
+    rig = Rig()
+    rig.step(policy=rig.policy_chunk(0))
+    axes, buttons = joy(["estop"])
+    axes[0] = float("nan")
+    rig.t += rig.period
+    rig._collect(rig.controller.on_joy(axes, buttons, rig.t))
+    assert rig.kinds() == [InterventionKind.ESTOP]
+    assert rig.controller.counters["bad_joy"] == 1
+    assert not rig.policy(rig.policy_chunk(1))

@@ -261,7 +261,7 @@ def test_episode_events_from_buttons_and_detector_each_exactly_once(driver) -> N
 def test_bad_inputs_are_counted_and_the_node_keeps_running(driver) -> None:
     d = driver()
     d.wait_started()
-    d.send_joy(buttons=[1, 1])                      # too short for the xbox preset
+    d.send_joy(buttons=[0, 0, 1])                   # too short for the xbox preset
     bad = JointState()
     bad.name = ["nobody"]
     bad.position = [0.0]

@@ -230,6 +230,11 @@ class TeleopController:
             pad = read_pad(self.layout, axes, buttons)
         except JoyReadError as exc:
             self.problem("bad_joy", str(exc))
+            # The e-stop always wins: a pressed e-stop counts even in a message that is
+            # otherwise unusable (NaN axes, too few axes).
+            index = self.layout.buttons["estop"]
+            if index < len(buttons) and buttons[index] and self.control != ControlSource.ESTOP:
+                return self._estop()
             return ControllerOutput()
         self.pad_source = source if source not in ("", "joy") else self.default_source
         came_back = self.pad_stale
