@@ -86,6 +86,25 @@ def test_aloe_update_fits_terminal_rewards_and_weights_the_actor() -> None:
     assert trainer.step == 150
 
 
+def test_update_bootstraps_from_actor_samples_not_logged_actions() -> None:
+    cfg = learning(bootstrap_samples=3)
+    actor = ConstantPolicy(chunk_horizon=4, action_dim=2, value=-7.0)   # never in the data
+    trainer = AloeTrainer(actor, tiny_critic(cfg), cfg)
+    seen: list[torch.Tensor] = []
+    original = trainer.target_critic.forward
+
+    def spy(observation, actions, mask=None):  # type: ignore[no-untyped-def]
+        seen.append(actions.clone())
+        return original(observation, actions, mask)
+
+    trainer.target_critic.forward = spy  # type: ignore[method-assign]
+    batch = filled_replay().sample(8, np.random.default_rng(0))
+    trainer.update(batch)
+    assert len(seen) == 1 and seen[0].shape == (8, 3, 3, 2)     # B x M x Hc x D
+    assert bool((seen[0] == -7.0).all())
+    assert actor.sample_calls[0] == 3                            # the bootstrap's M samples
+
+
 def test_critic_warmup_leaves_the_actor_alone() -> None:
     cfg = learning(critic_warmup_updates=2)
     actor = ConstantPolicy()

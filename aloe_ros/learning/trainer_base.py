@@ -55,6 +55,7 @@ class TrainerBase:
         move = getattr(actor, "to", None)
         if callable(move):  # an actor built on the CPU follows the learner's device
             move(self.device)
+        _set_train(actor, False)
         self.actor_params = [p for p in actor.parameters() if p.requires_grad]
         self.actor_optimizer = torch.optim.Adam(self.actor_params, lr=config.actor_lr)
         self.generator = torch.Generator().manual_seed(config.seed)
@@ -77,10 +78,14 @@ class TrainerBase:
     def actor_update(self, batch: TransitionBatch, weights: torch.Tensor) -> float:
         """One step of weighted flow matching on the batch's target chunks; returns the loss."""
         _set_train(self.actor, True)
-        loss = self.actor.flow_matching_loss(batch.observation, batch.target_actions,
-                                             weights=weights.detach(),
-                                             action_mask=batch.target_mask)
-        self.optimise(self.actor_optimizer, loss, self.actor_params)
+        try:
+            loss = self.actor.flow_matching_loss(batch.observation, batch.target_actions,
+                                                 weights=weights.detach(),
+                                                 action_mask=batch.target_mask)
+            self.optimise(self.actor_optimizer, loss, self.actor_params)
+        finally:
+            # Chunks for targets and V(o) are sampled as the robot would: eval mode.
+            _set_train(self.actor, False)
         return float(loss.detach())
 
     def base_state(self) -> dict[str, Any]:
