@@ -285,3 +285,30 @@ def test_bad_inputs_are_counted_and_the_node_keeps_running(driver) -> None:
     for k in range(5):
         d.tick(k)
     assert spin_until(d.executor, lambda: len(d.commands) > n, 5.0)
+
+
+def test_estop_service_stops_the_stream_and_only_the_pad_releases(driver) -> None:
+    from std_srvs.srv import Trigger
+
+    from aloe_ros.nodes.teleop_node import ESTOP_SERVICE
+
+    d = driver()
+    d.wait_started()
+    for k in range(5):
+        d.tick(k)
+    client = d.node.create_client(Trigger, ESTOP_SERVICE)
+    assert client.wait_for_service(timeout_sec=10.0)
+    future = client.call_async(Trigger.Request())
+    assert spin_until(d.executor, future.done, 10.0)
+    assert future.result().success
+    assert spin_until(d.executor, lambda: len(d.interventions) == 1, 5.0)
+    estop = d.interventions[0]
+    assert estop.kind == InterventionEvent.ESTOP and estop.source == "service"
+    for k in range(5, 30):
+        d.tick(k)
+    estop_time = stamp_to_seconds(estop.header.stamp)
+    assert [c for c in d.commands if stamp_to_seconds(c.header.stamp) > estop_time] == []
+    for k in range(30, 35):
+        d.tick(k, pressed=["release_estop"])
+    assert spin_until(d.executor, lambda: len(d.interventions) == 2, 5.0)
+    assert d.interventions[1].kind == InterventionEvent.RELEASE_ESTOP

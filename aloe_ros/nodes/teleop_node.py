@@ -6,6 +6,7 @@ a simulated operator), the measured joint states, the policy's per-tick commands
 joystick.leader_topic: leader arms, scripted operators) and the sim's detector. Publishes
 what the robot executes (topics.command, JointState in robot.joint_names order),
 InterventionEvent at every change of control, EpisodeEvent for the lifecycle, and Status.
+Service ``/aloe/estop`` (std_srvs/Trigger) stops the robot from anywhere; releasing takes the pad.
 
 All decisions are made by :class:`aloe_ros.teleop.controller.TeleopController`; this file only
 converts messages. Command frame_id says who produced it: the policy command's own frame_id
@@ -19,12 +20,15 @@ from typing import Any
 
 import numpy as np
 from sensor_msgs.msg import JointState, Joy
+from std_srvs.srv import Trigger
 
 from aloe_ros.msg import EpisodeEvent, InterventionEvent, Status
 from aloe_ros.nodes.common import AloeNode, run_node, stamp_to_seconds
 from aloe_ros.teleop.controller import ControllerOutput, InterventionKind, TeleopController
 from aloe_ros.teleop.episode import EpisodeEventKind
 from aloe_ros.teleop.mux import MuxCommand, Origin
+
+ESTOP_SERVICE = "/aloe/estop"
 
 EPISODE_KINDS = {
     EpisodeEventKind.START: EpisodeEvent.START, EpisodeEventKind.SUCCESS: EpisodeEvent.SUCCESS,
@@ -70,6 +74,8 @@ class TeleopNode(AloeNode):
             self.create_subscription(JointState, topic, self.on_human_target, self.command_qos)
         self.create_subscription(EpisodeEvent, cfg.topics.sim_detector, self.on_detector,
                                  self.events_qos)
+        # Anyone may stop the robot (a GUI, a script); releasing takes the operator's pad.
+        self.create_service(Trigger, ESTOP_SERVICE, self.on_estop_service)
         self.create_timer(1.0 / cfg.robot.control_rate_hz, self.on_tick)
         self.create_timer(1.0, self.publish_status)
         self.reported_problems = 0
@@ -152,6 +158,13 @@ class TeleopNode(AloeNode):
         out = self.controller.on_detector(kind, msg.reason, stamp_to_seconds(msg.header.stamp),
                                           self.now_seconds())
         self.publish(out)
+
+    def on_estop_service(self, request: Trigger.Request, response: Trigger.Response
+                         ) -> Trigger.Response:
+        self.publish(self.controller.request_estop("service"))
+        response.success = True
+        response.message = "e-stop active; release it from the pad (release e-stop button)"
+        return response
 
     def on_tick(self) -> None:
         self.publish(self.controller.tick(self.now_seconds()))

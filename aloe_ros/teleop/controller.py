@@ -262,6 +262,13 @@ class TeleopController:
             self.human.start(pose)
         log.info("joystick back: human control resumes from the held pose")
 
+    def request_estop(self, source: str) -> ControllerOutput:
+        """An e-stop from outside the pad (a service, a GUI). Releasing needs the pad."""
+        if self.control == ControlSource.ESTOP:
+            return ControllerOutput()
+        self.pad_source = source
+        return self._estop()
+
     def on_policy_command(self, positions: Sequence[float], now: float) -> MuxCommand | None:
         """A policy command: forwarded (clamped) only while the policy holds control."""
         q = np.asarray(positions, dtype=np.float64)
