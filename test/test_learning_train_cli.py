@@ -57,3 +57,37 @@ def test_train_reports_unusable_inputs(tmp_path, capsys) -> None:  # type: ignor
     (tmp_path / "empty").mkdir()
     assert main(["train", str(tmp_path / "empty"), "--out", str(tmp_path / "o")]) == 2
     assert "not an episode file" in capsys.readouterr().out
+
+
+def test_train_from_a_bag_labels_interventions_and_versions(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Bags are first-class inputs: the replay is rebuilt from them with the right sources."""
+    from bag_synth import EpisodePlan, small_camera_overrides, write_synthetic_bag
+
+    from aloe_ros.config import load_task_config
+    from aloe_ros.learning.factory import build_replay
+    from aloe_ros.policies.bc import load_episodes
+
+    task = write_task_config(tmp_path, overrides={
+        **small_camera_overrides(),
+        "policy": {"chunk_horizon": 8, "execute_horizon": 5},
+        "learning": {"ensemble_size": 2, "critic_width": 16, "critic_image_size": 8,
+                     "batch_size": 8, "value_samples": 1}})
+    config = load_task_config(str(task))
+    plans = [EpisodePlan(steps=30, takeover_at=12, handback_at=20, version="v1"),
+             EpisodePlan(steps=20, takeover_at=None, handback_at=None, outcome=2,
+                         reward=0.0, version="v2")]
+    write_synthetic_bag(tmp_path / "bag", config, plans)
+    replay = build_replay(config)
+    for episode in load_episodes([tmp_path / "bag"], config):
+        replay.add_episode(episode)
+    replay.set_current_version("v2")
+    first = replay.episode_batch(0)
+    assert set(first.source) == {"historical", "intervention"}
+    # Chunks are cut at the takeover (12) and the handback (20): partial chunks, kept.
+    assert first.start.tolist() == [0, 5, 10, 12, 17, 20, 25]
+    assert first.action_mask.sum(1).tolist() == [5, 5, 2, 5, 3, 5, 5]
+    assert set(replay.episode_batch(1).source) == {"online"}
+    out = tmp_path / "out"
+    assert main(["train", str(tmp_path / "bag"), "--out", str(out), "--task", str(task),
+                 "--updates", "2", "--no-plots", "--threads", "1"]) == 0
+    assert load_policy(out).version.startswith("pack_phone-aloe-2-")
