@@ -62,6 +62,6 @@ def _repair(path: str, *, keep: bool) -> None:
         report = repair_bag(path, keep=keep)
     except RepairError as exc:
         raise BagError(str(exc)) from None
-    tail = (f"; stopped at a torn or corrupt record ({report.stop_reason})"
+    tail = (f"; read up to the end of the complete records ({report.stop_reason})"
             if report.stop_reason else "")
     print(f"{path}: repaired, {report.messages} messages on {len(report.topics)} topics{tail}")

@@ -99,7 +99,7 @@ def repair_bag(bag: Path | str, *, keep: bool = False) -> RepairReport:
         write_sidecar(bag, sidecar)
     if not keep:
         shutil.rmtree(aside)
-    log.info("%s: repaired, %d messages kept (%s)", bag, report.messages,
+    log.debug("%s: repaired, %d messages kept (%s)", bag, report.messages,
              f"stopped at a torn or corrupt record: {report.stop_reason}"
              if report.stop_reason else "clean end")
     return report
@@ -123,7 +123,8 @@ def _rewrite(source: Path, target: Path, sidecar: dict[str, Any]) -> RepairRepor
                 break
             except (McapError, struct.error, ValueError, EOFError, OSError) as exc:
                 # a torn or corrupt tail: everything before it is kept
-                report.stop_reason = f"{type(exc).__name__}: {exc}"
+                report.stop_reason = (f"{type(exc).__name__}: {exc}" if str(exc)
+                                      else f"{type(exc).__name__} (no summary after the data)")
                 break
             if isinstance(record, Schema):
                 schemas[record.id] = record
