@@ -20,9 +20,10 @@ from std_srvs.srv import Trigger
 from aloe_ros.io.images import fill_image
 from aloe_ros.msg import EpisodeEvent, Status
 from aloe_ros.nodes.common import AloeNode, run_node
-from aloe_ros.sim.robot import CommandError, SimRobot
+from aloe_ros.sim.robot import CommandError, SimRobot, SimStep
 
 SIM_STATE_TOPIC = "/aloe/sim/state"
+MAX_CATCH_UP = 5
 
 
 class SimRobotNode(AloeNode):
@@ -62,6 +63,7 @@ class SimRobotNode(AloeNode):
         self.camera_due = {c.name: 0.0 for c in self.sim_cameras}
         self.sim_time = 0.0
         self.reset_due: float | None = None
+        self.last_tick_ns = 0
         self.create_timer(self.dt, self.on_physics_tick)
         self.create_timer(1.0, self.publish_status)
         self.get_logger().info(
@@ -121,9 +123,8 @@ class SimRobotNode(AloeNode):
 
     # ---- the loop ---------------------------------------------------------------------------
     def on_physics_tick(self) -> None:
-        step = self.robot.step(self.dt)
-        self.sim_time += self.dt
         now = self.get_clock().now()
+        step = self.advance_physics(now)
         if step.outcome is not None:
             kind = EpisodeEvent.SUCCESS if step.outcome.success else EpisodeEvent.FAILURE
             self.publish_detector(kind, step.outcome.reason)
@@ -144,6 +145,24 @@ class SimRobotNode(AloeNode):
         state = String()
         state.data = json.dumps(self.robot.privileged_state())
         self.sim_state_pub.publish(state)
+
+    def advance_physics(self, now: Time) -> SimStep:
+        """Step the physics by the time that really passed, in fixed steps of ``dt``.
+
+        A late timer (a loaded machine) gets up to MAX_CATCH_UP steps at once, so the sim
+        keeps real time instead of slowing down with the executor; the extra steps are counted.
+        """
+        elapsed = (now.nanoseconds - self.last_tick_ns) * 1e-9 if self.last_tick_ns else self.dt
+        self.last_tick_ns = now.nanoseconds
+        steps = int(min(MAX_CATCH_UP, max(1, round(elapsed / self.dt))))
+        if steps > 1:
+            self.count("physics_catch_up_steps", steps - 1)
+        for _ in range(steps):
+            step = self.robot.step(self.dt)
+            self.sim_time += self.dt
+            if step.outcome is not None:
+                return step
+        return step
 
     def publish_joint_state(self, now: Time) -> None:
         msg = JointState()
