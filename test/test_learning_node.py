@@ -108,8 +108,10 @@ def test_learner_node_live_round(tmp_path, ros_context) -> None:  # type: ignore
         assert len({s.chunk_id for s in stats}) == len(stats) >= 5   # every chunk, once
         update = updates[0]
         assert update.step == 2 and update.checkpoint_uri.startswith("file://")
-        directory = Path(urlparse(update.checkpoint_uri).path)
-        policy = load_policy(directory, expected_sha256=update.sha256)
+        assert Path(urlparse(update.checkpoint_uri).path).is_dir()
+        # The inference side's loader takes the URI as published.
+        policy = load_policy(update.checkpoint_uri, expected_sha256=update.sha256,
+                             root=tmp_path / "ckpt")
         assert policy.version == update.policy_version
     finally:
         executor.shutdown()

@@ -44,8 +44,16 @@ class LeRobotBinding:
 
 
 def resolve_checkpoint_dir(directory: Path | str, root: Path | str | None = None) -> Path:
-    """The real path of a checkpoint directory; PolicyError if missing or outside ``root``."""
-    path = Path(directory).expanduser()
+    """The real path of a checkpoint directory; PolicyError if missing or outside ``root``.
+
+    A ``file://`` URI (what the learner puts in PolicyUpdate.checkpoint_uri) is accepted too.
+    """
+    text = str(directory)
+    if text.startswith("file://"):
+        from urllib.parse import unquote, urlparse
+
+        text = unquote(urlparse(text).path)
+    path = Path(text).expanduser()
     if not path.is_dir():
         raise PolicyError(f"checkpoint {path}: no such directory")
     real = path.resolve()
