@@ -12,7 +12,7 @@ from bag_synth import small_camera_overrides
 from helpers import node_process_command, running_process, spin_until, write_task_config
 
 from aloe_ros.io.bag_reader import Bag, BagError
-from aloe_ros.io.bag_repair import find_unfinished_bags, repair_bag
+from aloe_ros.io.bag_repair import find_unfinished_bags
 
 
 def _publishers(node: Any, config: Any) -> dict[str, tuple[Any, Any]]:
@@ -133,7 +133,13 @@ def test_sigkilled_logger_leaves_a_repairable_bag(tmp_path: Path, ros_context: A
     with pytest.raises(BagError, match="bag repair"):
         Bag(bag)
     assert find_unfinished_bags(record_dir) == [bag]
-    repair_bag(bag)
+    # the respawned logger repairs it in the background while it records a new bag
+    with running_process(command, log_path=tmp_path / "logger2.log"):
+        deadline = time.monotonic() + 60
+        while not (bag / "metadata.yaml").exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+    assert len([p for p in record_dir.iterdir() if p.is_dir()]) == 2
+    assert find_unfinished_bags(record_dir) == []
     with Bag(bag) as reader:
         counts = {t: s.count for t, s in reader.topics.items()}
         for topic, n in sent.items():
