@@ -22,11 +22,13 @@ __all__ = [
     "JoystickConfig",
     "LearningConfig",
     "NodeEntry",
+    "OutputConfig",
     "PolicyConfig",
     "QosConfig",
     "QosProfileConfig",
     "RecordingConfig",
     "RobotConfig",
+    "ShadowConfig",
     "SimConfig",
     "TaskConfig",
     "TaskFile",
@@ -125,6 +127,9 @@ class CameraConfig:
     fps: float = 30.0
     encoding: Literal["rgb8", "bgr8", "mono8"] = "rgb8"
     frame_id: str = ""
+    # source: topic only: the driver publishes sensor_msgs/CompressedImage (jpeg/png) on
+    # ``topic`` (e.g. /camera/color/image_raw/compressed); decoded and resized at the edge.
+    compressed: bool = False
 
     def __post_init__(self) -> None:
         if not self.name or "/" in self.name:
@@ -135,6 +140,8 @@ class CameraConfig:
             raise ConfigError("fps", f"must be > 0, got {self.fps}")
         if self.source in ("device", "file", "folder", "url") and not self.uri:
             raise ConfigError("uri", f"source {self.source!r} needs a uri")
+        if self.compressed and self.source != "topic":
+            raise ConfigError("compressed", f"needs source: topic, got {self.source!r}")
         if not self.topic:
             self.topic = f"/aloe/cam/{self.name}/image"
         if not self.frame_id:
@@ -180,7 +187,7 @@ class QosProfileConfig:
 class QosConfig:
     """QoS per class of topic. Reliable images: best-effort dropped ~half the frames on loopback."""
 
-    sensor: QosProfileConfig = field(default_factory=lambda: QosProfileConfig(depth=5))
+    sensor: QosProfileConfig = field(default_factory=lambda: QosProfileConfig(depth=20))
     command: QosProfileConfig = field(default_factory=QosProfileConfig)
     events: QosProfileConfig = field(default_factory=lambda: QosProfileConfig(depth=100))
 
@@ -430,6 +437,67 @@ class SimConfig:
             raise ConfigError("randomization", f"must be in [0, 1], got {self.randomization}")
 
 
+OutputType = Literal["joint_state", "forward_position", "joint_trajectory"]
+
+
+@dataclass
+class OutputConfig:
+    """One controller the mux's commands (topics.command) are converted for (command_output_node).
+
+    joint_state: sensor_msgs/JointState; forward_position: std_msgs/Float64MultiArray for a
+    ros2_control forward command controller; joint_trajectory: trajectory_msgs/JointTrajectory
+    for a JointTrajectoryController (one point per step, or the executed part of each policy
+    chunk). ``joints``: which joints, in the controller's order (empty: robot.joint_names).
+    """
+
+    type: OutputType
+    topic: str
+    joints: list[str] = field(default_factory=list)
+    # joint_trajectory: "step" (one point per command) or "chunk" (policy chunks as a whole).
+    per: Literal["step", "chunk"] = "step"
+    # joint_trajectory, per step: the point is reached this many control periods ahead.
+    lookahead_steps: int = 1
+
+    def __post_init__(self) -> None:
+        if not self.topic.startswith("/"):
+            raise ConfigError("topic", f"topic names must be absolute, got {self.topic!r}")
+        if self.lookahead_steps < 1:
+            raise ConfigError("lookahead_steps", f"must be >= 1, got {self.lookahead_steps}")
+        if self.per == "chunk" and self.type != "joint_trajectory":
+            raise ConfigError("per", f"'chunk' needs type joint_trajectory, got {self.type!r}")
+
+
+@dataclass
+class ShadowConfig:
+    """Shadow mode: the policy runs, its commands go to ``command_topic`` (recorded, never
+    executed) while the human drives; going live takes the go-live button combo, held."""
+
+    # Start in shadow mode.
+    enabled: bool = False
+    command_topic: str = "/aloe/shadow/command"
+    # std_msgs/Bool (transient local): true while in shadow mode.
+    state_topic: str = "/aloe/shadow/active"
+    # Pad actions held together for go_live_hold_s switch shadow <-> live.
+    go_live_buttons: list[str] = field(default_factory=lambda: ["slow", "release_estop"])
+    go_live_hold_s: float = 1.0
+
+    def __post_init__(self) -> None:
+        from aloe_ros.teleop.layout import ACTIONS
+
+        for key in ("command_topic", "state_topic"):
+            if not getattr(self, key).startswith("/"):
+                raise ConfigError(key, f"topic names must be absolute, got {getattr(self, key)!r}")
+        if len(set(self.go_live_buttons)) < 2:
+            raise ConfigError("go_live_buttons", "needs at least two different actions (a "
+                                                 f"combo), got {self.go_live_buttons}")
+        for i, name in enumerate(self.go_live_buttons):
+            if name not in ACTIONS:
+                raise ConfigError(f"go_live_buttons[{i}]",
+                                  f"unknown action {name!r}; use one of {', '.join(ACTIONS)}")
+        if self.go_live_hold_s < 0:
+            raise ConfigError("go_live_hold_s", f"must be >= 0, got {self.go_live_hold_s}")
+
+
 NodeCondition = Literal["always", "sim", "real", "record"]
 
 
@@ -472,8 +540,13 @@ class TaskFile:
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     learning: LearningConfig = field(default_factory=LearningConfig)
     sim: SimConfig = field(default_factory=SimConfig)
+    # Controllers the mux's commands go to (empty: the driver reads topics.command itself).
+    outputs: list[OutputConfig] = field(default_factory=list)
+    shadow: ShadowConfig = field(default_factory=ShadowConfig)
     # Where the file was read from (set by load_task_config, not a YAML key).
     source_path: str = field(default="", init=False)
+    # The robot preset merged under the task's keys (``preset:``), if any.
+    preset_path: str = field(default="", init=False)
 
     def __post_init__(self) -> None:
         names = [camera.name for camera in self.cameras]
@@ -487,6 +560,34 @@ class TaskFile:
         if self.joystick.arms != "both" and self.joystick.arms not in self.robot.arms:
             raise ConfigError("joystick.arms", f"unknown arm {self.joystick.arms!r}; use both "
                                                f"or one of {sorted(self.robot.arms)}")
+        self._check_outputs()
+        self._check_shadow_buttons()
+
+    def _check_outputs(self) -> None:
+        known = set(self.robot.joint_names)
+        owner: dict[str, int] = {}
+        for i, output in enumerate(self.outputs):
+            if output.topic == self.topics.command:
+                raise ConfigError(f"outputs[{i}].topic", "is topics.command, which the mux "
+                                  "publishes itself; an output needs a topic of its own")
+            for j, name in enumerate(output.joints):
+                if name not in known:
+                    raise ConfigError(f"outputs[{i}].joints[{j}]", f"unknown joint {name!r}")
+            for name in output.joints or self.robot.joint_names:
+                if name in owner:
+                    raise ConfigError(f"outputs[{i}].joints", f"joint {name!r} already goes "
+                                      f"to outputs[{owner[name]}]")
+                owner[name] = i
+
+    def _check_shadow_buttons(self) -> None:
+        from aloe_ros.teleop.layout import resolve_layout
+
+        layout = resolve_layout(self.joystick.preset, self.joystick.buttons, self.joystick.axes,
+                                self.joystick.joint_axes)
+        for i, name in enumerate(self.shadow.go_live_buttons):
+            if name not in layout.buttons:
+                raise ConfigError(f"shadow.go_live_buttons[{i}]", f"action {name!r} has no "
+                                  f"button in pad preset {self.joystick.preset!r}")
 
     def nodes_for(self, *, sim: bool, record: bool) -> list[NodeEntry]:
         """The nodes to start for this combination of launch arguments."""
@@ -501,13 +602,8 @@ def package_root() -> Path:
     return Path(__file__).resolve().parent.parent
 
 
-def find_task_config(task_or_path: str) -> Path:
-    """Resolve a task name (``pack_phone``) or a path to a YAML file."""
-    candidate = Path(task_or_path).expanduser()
-    if candidate.suffix in (".yaml", ".yml") or os.sep in task_or_path:
-        if candidate.is_file():
-            return candidate
-        raise ConfigError("", "config file not found", str(candidate))
+def config_search_dirs() -> list[Path]:
+    """Where task files (and robots/ presets) are looked up: the checkout, then ament share."""
     search = [package_root() / "config"]
     try:  # a colcon install keeps config in share/aloe_ros/config
         from ament_index_python.packages import get_package_share_directory
@@ -515,6 +611,17 @@ def find_task_config(task_or_path: str) -> Path:
         search.append(Path(get_package_share_directory("aloe_ros")) / "config")
     except Exception:  # noqa: BLE001 - not installed through ament: the checkout is enough
         pass
+    return search
+
+
+def find_task_config(task_or_path: str) -> Path:
+    """Resolve a task name (``pack_phone``) or a path to a YAML file."""
+    candidate = Path(task_or_path).expanduser()
+    if candidate.suffix in (".yaml", ".yml") or os.sep in task_or_path:
+        if candidate.is_file():
+            return candidate
+        raise ConfigError("", "config file not found", str(candidate))
+    search = config_search_dirs()
     for folder in search:
         path = folder / f"{task_or_path}.yaml"
         if path.is_file():
@@ -528,8 +635,18 @@ def find_task_config(task_or_path: str) -> Path:
 
 def load_task_config(task_or_path: str | Path) -> TaskFile:
     """Load and validate a task file by name or path; raise ConfigError naming the key."""
+    from aloe_ros.robot_presets import apply_preset, value_at
+
     path = find_task_config(str(task_or_path))
-    data = load_yaml_file(path)
-    config = from_dict(TaskFile, data, source=str(path))
+    own = load_yaml_file(path)
+    data, preset_path = apply_preset(own, path, config_search_dirs())
+    try:
+        config = from_dict(TaskFile, data, source=str(path))
+    except ConfigError as exc:
+        if preset_path is None or value_at(own, exc.key_path):
+            raise
+        raise ConfigError(exc.key_path, f"{exc.message} (value from robot preset "
+                                        f"{preset_path})", exc.source) from None
     config.source_path = str(path.resolve())
+    config.preset_path = str(preset_path.resolve()) if preset_path else ""
     return config
