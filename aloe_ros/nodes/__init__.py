@@ -15,6 +15,7 @@ NODE_MODULES: dict[str, str] = {
     "critic_learner_node": "aloe_ros.nodes.critic_learner_node",
     "teleop_node": "aloe_ros.nodes.teleop_node",
     "joystick_node": "aloe_ros.nodes.joystick_node",
+    "command_output_node": "aloe_ros.nodes.command_output_node",
 }
 
 __all__ = ["NODE_MODULES"]
