@@ -216,7 +216,9 @@ class LearnerWorker:
     def start(self) -> None:
         self.thread.start()
 
-    def stop(self, timeout: float = 10.0) -> None:
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop after the current step (checkpoint files are written atomically, so a
+        process that exits before the join ends leaves the previous checkpoint usable)."""
         self.stop_event.set()
         self.thread.join(timeout)
 
@@ -246,7 +248,7 @@ class LearnerWorker:
         except queue.Empty:
             return
         self._handle(kind, episode)
-        while True:
+        while not self.stop_event.is_set():
             try:
                 kind, episode = self.inbox.get_nowait()
             except queue.Empty:

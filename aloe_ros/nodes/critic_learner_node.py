@@ -21,7 +21,7 @@ import numpy as np
 from rcl_interfaces.msg import ParameterDescriptor
 from sensor_msgs.msg import Image, JointState
 
-from aloe_ros.io.images import ImageError, image_to_array
+from aloe_ros.io.images import ENCODING_CHANNELS, ImageError, image_to_array
 from aloe_ros.io.transitions import chunk_boundaries
 from aloe_ros.learning.checkpoints import CheckpointInfo, default_actor_loader
 from aloe_ros.learning.learner import ChunkStats, Learner, LearnerWorker
@@ -59,6 +59,7 @@ class CriticLearnerNode(AloeNode):
             image_size=tuple(image_size) if image_size else None)  # type: ignore[arg-type]
         self.reported_until = 0
         self.episode_topic_seen = False
+        self.pending_images: dict[str, Image] = {}
 
         self.stats_pub = self.create_publisher(CriticStats, cfg.topics.critic_stats,
                                                self.events_qos)
@@ -150,14 +151,30 @@ class CriticLearnerNode(AloeNode):
                                     throttle_duration_sec=5.0)
             return
         stamp = stamp_to_seconds(msg.header.stamp) or self.now_seconds()
+        self.decode_pending_images()
         self.builder.on_command(stamp, action)
 
     def on_image(self, camera: str, msg: Image) -> None:
-        try:
-            self.builder.on_image(camera, image_to_array(msg, encoding="rgb8"))
-        except ImageError as exc:
+        # Checked now (cheap), decoded lazily when a command row needs it: frames that no
+        # row uses cost no conversion.
+        channels = ENCODING_CHANNELS.get(str(msg.encoding))
+        if channels is None or msg.step < msg.width * channels or (
+                len(msg.data) < msg.step * msg.height):
             self.count("bad_images")
-            self.get_logger().error(f"camera {camera}: {exc}", throttle_duration_sec=5.0)
+            self.get_logger().error(
+                f"camera {camera}: unusable image ({msg.encoding!r}, {msg.width}x{msg.height}, "
+                f"step {msg.step}, {len(msg.data)} bytes)", throttle_duration_sec=5.0)
+            return
+        self.pending_images[camera] = msg
+
+    def decode_pending_images(self) -> None:
+        for camera, msg in self.pending_images.items():
+            try:
+                self.builder.on_image(camera, image_to_array(msg, encoding="rgb8"))
+            except ImageError as exc:
+                self.count("bad_images")
+                self.get_logger().error(f"camera {camera}: {exc}", throttle_duration_sec=5.0)
+        self.pending_images.clear()
 
     def on_chunk(self, msg: ActionChunk) -> None:
         self.builder.on_chunk(str(msg.policy_version))
