@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 from aloe_ros.config import NodeEntry, TaskFile
 from aloe_ros.nodes import NODE_MODULES
@@ -76,8 +77,10 @@ class GraphRunner:
 
     def __init__(self, config: TaskFile, *, sim: bool, record: bool,
                  overrides: dict[str, str] | None = None, env: dict[str, str] | None = None,
-                 max_restarts: int = 10) -> None:
+                 max_restarts: int = 10, output: IO[bytes] | None = None) -> None:
         self.config = config
+        # Where the nodes' stdout/stderr go (None: inherited, the terminal).
+        self.output = output
         self.env = node_environment(env)
         self.max_restarts = max_restarts
         entries = config.nodes_for(sim=sim, record=record)
@@ -93,7 +96,8 @@ class GraphRunner:
 
     def _spawn(self, node: ManagedNode) -> None:
         node.process = subprocess.Popen(node.command, env=self.env, start_new_session=True,
-                                        preexec_fn=_die_with_parent)
+                                        preexec_fn=_die_with_parent, stdout=self.output,
+                                        stderr=subprocess.STDOUT if self.output else None)
         node.restart_at = None
         log.info("started %s (pid %d)", node.entry.name, node.process.pid)
 
