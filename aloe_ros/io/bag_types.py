@@ -117,7 +117,8 @@ def recorded_topics(config: TaskFile) -> dict[str, str]:
     """Topic -> message type for every topic of the loop (extra topics are discovered live)."""
     topics = config.topics
     joint_state = "sensor_msgs/msg/JointState"
-    table = {camera.topic: "sensor_msgs/msg/Image" for camera in config.cameras}
+    table = {camera.topic: "sensor_msgs/msg/CompressedImage" if camera.compressed
+             else "sensor_msgs/msg/Image" for camera in config.cameras}
     table.update({
         topics.joint_states: joint_state,
         topics.command: joint_state,
@@ -134,4 +135,7 @@ def recorded_topics(config: TaskFile) -> dict[str, str]:
     })
     if config.joystick.leader_topic:
         table[config.joystick.leader_topic] = joint_state
+    # Shadow mode: what the policy would have commanded, and when shadow mode was on.
+    table[config.shadow.command_topic] = joint_state
+    table[config.shadow.state_topic] = "std_msgs/msg/Bool"
     return table

@@ -12,7 +12,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-__all__ = ["ENCODING_CHANNELS", "ImageError", "fill_image", "image_to_array", "to_encoding"]
+__all__ = ["ENCODING_CHANNELS", "ImageError", "compressed_to_array", "edge_frame", "fill_image",
+           "image_to_array", "to_encoding"]
 
 ENCODING_CHANNELS = {"rgb8": 3, "bgr8": 3, "mono8": 1, "rgba8": 4, "bgra8": 4}
 
@@ -26,7 +27,14 @@ def image_to_array(msg: Any, *, encoding: str | None = None,
     """Return the pixels as an (H, W, C) uint8 array (a copy), converted to ``encoding``.
 
     ``expect_size`` is (height, width); a mismatch raises ImageError naming both sizes.
+    A sensor_msgs/CompressedImage (it has ``format``, no ``height``) is decoded first.
     """
+    if not hasattr(msg, "height") and hasattr(msg, "format"):
+        pixels = compressed_to_array(msg, encoding=encoding or "rgb8")
+        if expect_size is not None and pixels.shape[:2] != tuple(expect_size):
+            raise ImageError(f"image is {pixels.shape[0]}x{pixels.shape[1]}, expected "
+                             f"{expect_size[0]}x{expect_size[1]}")
+        return pixels
     source = str(msg.encoding)
     channels = ENCODING_CHANNELS.get(source)
     if channels is None:
@@ -44,6 +52,38 @@ def image_to_array(msg: Any, *, encoding: str | None = None,
     pixels = data[: step * height].reshape(height, step)[:, :row_bytes]
     pixels = pixels.reshape(height, width, channels)
     return to_encoding(pixels, source, encoding or source)
+
+
+def compressed_to_array(msg: Any, *, encoding: str = "rgb8") -> np.ndarray:
+    """Decode a sensor_msgs/CompressedImage (jpeg / png, as image_transport writes it) into an
+    (H, W, C) uint8 array in ``encoding``; corrupt or empty data raises ImageError."""
+    data = msg.data
+    raw = (data.astype(np.uint8, copy=False).ravel() if isinstance(data, np.ndarray)
+           else np.frombuffer(memoryview(bytes(data) if isinstance(data, list) else data),
+                              dtype=np.uint8))
+    if raw.size == 0:
+        raise ImageError(f"compressed image ({msg.format or 'no format'}) has no data")
+    decoded = cv2.imdecode(raw, cv2.IMREAD_UNCHANGED)
+    if decoded is None or decoded.dtype != np.uint8:
+        raise ImageError(f"compressed image ({msg.format or 'no format'}, {raw.size} bytes) "
+                         "cannot be decoded as 8-bit jpeg/png")
+    if decoded.ndim == 2:
+        decoded, source = decoded[..., None], "mono8"
+    else:
+        source = "bgr8" if decoded.shape[2] == 3 else "bgra8"   # OpenCV decodes to BGR(A)
+    return to_encoding(decoded, source, encoding)
+
+
+def edge_frame(msg: Any, *, encoding: str, size: tuple[int, int], resize: bool) -> np.ndarray:
+    """A camera message (Image or CompressedImage) as the (height, width) ``size`` frame the
+    policy takes, in ``encoding``. With ``resize`` any other size is scaled (drivers publish
+    their own resolutions); without it a size mismatch raises ImageError."""
+    pixels = image_to_array(msg, encoding=encoding, expect_size=None if resize else size)
+    if pixels.shape[:2] != tuple(size):
+        interpolation = (cv2.INTER_AREA if pixels.shape[0] > size[0] else cv2.INTER_LINEAR)
+        scaled = cv2.resize(pixels, (size[1], size[0]), interpolation=interpolation)
+        pixels = scaled[..., None] if scaled.ndim == 2 else scaled
+    return pixels
 
 
 def to_encoding(pixels: np.ndarray, source: str, target: str) -> np.ndarray:

@@ -29,10 +29,10 @@ import numpy as np
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.time import Time
-from sensor_msgs.msg import Image, JointState
+from sensor_msgs.msg import CompressedImage, Image, JointState
 
 from aloe_ros.config import ConfigError, TaskFile
-from aloe_ros.io.images import ImageError, image_to_array
+from aloe_ros.io.images import ImageError, edge_frame
 from aloe_ros.msg import ActionChunk, EpisodeEvent, InterventionEvent, PolicyUpdate, Status
 from aloe_ros.nodes.common import AloeNode, run_node, stamp_to_seconds
 from aloe_ros.policies.base import ChunkPolicy, Observation, PolicyError
@@ -113,6 +113,8 @@ class ChunkInferenceNode(AloeNode):
         self.latest_state: tuple[np.ndarray, float] | None = None
         self.latest_images: dict[str, tuple[np.ndarray, float]] = {}
         self.camera_sizes = {c.name: (c.height, c.width) for c in cfg.cameras}
+        # Driver cameras (source: topic) publish their own resolution: resized at the edge.
+        self.resized_cameras = {c.name for c in cfg.cameras if c.source == "topic"}
         self.human_control = False
         self.estop = False
         self.episode_id = 0
@@ -140,7 +142,8 @@ class ChunkInferenceNode(AloeNode):
         cameras = [c for c in cfg.cameras if c.name in self.policy.camera_names]
         for camera in cameras:
             self.create_subscription(
-                Image, camera.topic, lambda msg, name=camera.name: self.on_image(name, msg),
+                CompressedImage if camera.compressed else Image, camera.topic,
+                lambda msg, name=camera.name: self.on_image(name, msg),
                 self.sensor_qos, callback_group=inputs)
         self.create_subscription(JointState, cfg.topics.joint_states, self.on_joint_state,
                                  self.command_qos, callback_group=inputs)
@@ -201,9 +204,10 @@ class ChunkInferenceNode(AloeNode):
         seconds = stamp_to_seconds(stamp)
         return seconds if seconds > 0 else self.now_seconds()
 
-    def on_image(self, camera: str, msg: Image) -> None:
+    def on_image(self, camera: str, msg: Image | CompressedImage) -> None:
         try:
-            frame = image_to_array(msg, encoding="rgb8", expect_size=self.camera_sizes[camera])
+            frame = edge_frame(msg, encoding="rgb8", size=self.camera_sizes[camera],
+                               resize=camera in self.resized_cameras)
         except ImageError as exc:
             self.count(f"bad_images_{camera}")
             self.problem(f"camera {camera}: {exc}")
