@@ -30,6 +30,7 @@ __all__ = [
     "RobotConfig",
     "ShadowConfig",
     "SimConfig",
+    "SimOperatorConfig",
     "TaskConfig",
     "TaskFile",
     "TopicsConfig",
@@ -498,6 +499,34 @@ class ShadowConfig:
             raise ConfigError("go_live_hold_s", f"must be >= 0, got {self.go_live_hold_s}")
 
 
+@dataclass
+class SimOperatorConfig:
+    """The simulated operator (sim_operator_node): when it takes over and how it behaves."""
+
+    # Probability of acting on a predicted failure (1.0: always, 0.0: never intervenes).
+    intervention_rate: float = 1.0
+    reaction_delay_s: float = 0.3
+    # No task progress for this long: take over.
+    stall_s: float = 5.0
+    # Past this fraction of the episode timeout: take over.
+    late_fraction: float = 0.75
+    # Drive at least this long after helping a stage through, then hand back.
+    assist_s: float = 1.0
+    # Press success / failure like a person when the episode ends (from privileged state).
+    mark_outcomes: bool = True
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.intervention_rate <= 1:
+            raise ConfigError("intervention_rate",
+                              f"must be in [0, 1], got {self.intervention_rate}")
+        for key in ("reaction_delay_s", "stall_s", "assist_s"):
+            if getattr(self, key) < 0:
+                raise ConfigError(key, f"must be >= 0, got {getattr(self, key)}")
+        if not 0 < self.late_fraction <= 1:
+            raise ConfigError("late_fraction", f"must be in (0, 1], got {self.late_fraction}")
+
+
 NodeCondition = Literal["always", "sim", "real", "record"]
 
 
@@ -540,6 +569,7 @@ class TaskFile:
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     learning: LearningConfig = field(default_factory=LearningConfig)
     sim: SimConfig = field(default_factory=SimConfig)
+    operator: SimOperatorConfig = field(default_factory=SimOperatorConfig)
     # Controllers the mux's commands go to (empty: the driver reads topics.command itself).
     outputs: list[OutputConfig] = field(default_factory=list)
     shadow: ShadowConfig = field(default_factory=ShadowConfig)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 NODE_MODULES: dict[str, str] = {
     "sim_robot_node": "aloe_ros.nodes.sim_robot_node",
+    "sim_operator_node": "aloe_ros.nodes.sim_operator_node",
     "camera_node": "aloe_ros.nodes.camera_node",
     "chunk_inference_node": "aloe_ros.nodes.chunk_inference_node",
     "trajectory_logger_node": "aloe_ros.nodes.trajectory_logger_node",

@@ -1,0 +1,200 @@
+"""The simulated operator: a person at the joystick, played by the scripted expert (no ROS).
+
+It watches the episode through privileged sim state, and when the policy is about to fail it
+does what a human operator does: after a reaction delay it presses *takeover*, drives the robot
+(here: the reactive scripted expert, sent as an absolute human target like a leader arm), and
+presses *handback* once the stage it helped with is done. When the episode ends it presses
+*success* or *failure*. Everything goes through the same path as a real pad (Joy -> teleop_node
+-> mux), so the data it produces is labelled exactly like a human's.
+
+"About to fail" means one of:
+
+* danger: a held object the task cares about is above the safe release height and the
+  gripper is opening (it is about to be dropped);
+* stall: the task's progress stage has not advanced for ``stall_s`` seconds;
+* late: more than ``late_fraction`` of the episode timeout has passed.
+
+It hands back once the stage it took over for is through (at least ``assist_s`` after taking
+over), but not while the phone is in a gripper.
+
+Each trigger leads to a takeover with probability ``intervention_rate``; a declined trigger is
+not retried until progress changes or another ``stall_s`` passes.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from aloe_ros.config import SimOperatorConfig, TaskFile
+from aloe_ros.sim.expert import ScriptedExpert
+from aloe_ros.sim.robot import SimRobot
+from aloe_ros.sim.scenes import GRIPPER_CLOSED, SAFE_DROP_HEIGHT
+
+__all__ = ["OperatorDecision", "SimulatedOperator", "task_progress"]
+
+log = logging.getLogger(__name__)
+
+# After a takeover / handback press, wait this long for the control change before pressing again.
+CONTROL_SETTLE_S = 1.0
+
+
+def task_progress(objects: dict[str, Any], scene: str) -> int:
+    """A monotone stage index of the task from privileged object state (higher = further)."""
+    if scene == "pack_phone":
+        lid, phone, box = objects["lid"], objects["phone"], objects["box"]
+        lid_xy, box_xy = np.array(lid["position"][:2]), np.array(box["position"][:2])
+        lid_on_box = (lid["held_by"] is None and abs(lid_xy[0] - box_xy[0]) <= 0.08
+                      and abs(lid_xy[1] - box_xy[1]) <= 0.11 and lid["position"][2] > 0.03)
+        if lid_on_box:
+            return 0
+        if lid["held_by"] is not None:
+            return 1
+        return 3 if phone["held_by"] is not None else 2
+    if scene == "pick_place":
+        return 1 if objects["cube"]["held_by"] is not None else 0
+    if scene == "fold_laundry":
+        held = sum(objects[f"near_{arm}"]["held_by"] is not None for arm in ("left", "right"))
+        placed = sum(
+            np.hypot(*(np.array(objects[f"near_{arm}"]["position"][:2])
+                       - np.array(objects[f"far_{arm}"]["position"][:2]))) < 0.04
+            for arm in ("left", "right"))
+        return held + 2 * placed
+    raise ValueError(f"no progress measure for scene {scene!r}")
+
+
+def about_to_drop(state: dict[str, Any]) -> bool:
+    """A held phone high above the table while its gripper opens."""
+    phone = state["objects"].get("phone")
+    if phone is None or phone["held_by"] is None:
+        return False
+    gripper = state["grippers"][phone["held_by"]]
+    return (phone["position"][2] > SAFE_DROP_HEIGHT - 0.005
+            and gripper["opening"] > GRIPPER_CLOSED + 0.02)
+
+
+def carrying_fragile(state: dict[str, Any]) -> bool:
+    """The phone is in a gripper: handing it to a failing policy can drop it from any height
+    it will have reached by the time the policy acts."""
+    phone = state["objects"].get("phone")
+    return phone is not None and phone["held_by"] is not None
+
+
+@dataclass
+class OperatorDecision:
+    """What the operator does this tick: buttons to press and, while driving, a joint target."""
+
+    press: list[str] = field(default_factory=list)
+    target: np.ndarray | None = None
+    reason: str = ""
+
+
+class SimulatedOperator:
+    """Decides takeovers and outcome marks; drives the expert while holding control."""
+
+    def __init__(self, config: TaskFile, settings: SimOperatorConfig,
+                 rng: np.random.Generator | None = None) -> None:
+        self.settings = settings
+        self.timeout_s = config.task.episode_timeout_s
+        self.rng = rng or np.random.default_rng(settings.seed)
+        cameras: dict[str, tuple[int, int]] = {}  # the mirror never renders
+        self.mirror = SimRobot(config.robot, config.sim, cameras, self.timeout_s)
+        self.expert = ScriptedExpert(self.mirror, self.rng)
+        self.reset()
+
+    def reset(self) -> None:
+        """A new episode: forget progress, triggers and pending presses."""
+        self.expert.reset()
+        self.driving = False
+        self.pending: tuple[float, str, str] | None = None   # (due time, button, reason)
+        self.progress = -1
+        self.progress_time = 0.0
+        self.declined_until_progress = -1
+        self.takeover_progress = -1
+        self.takeover_time = 0.0
+        self.marked = False
+        self.episode_seen: int | None = None
+        self.takeovers = 0
+        self.last_control_press = -CONTROL_SETTLE_S
+
+    # ---- the mirror ---------------------------------------------------------------------
+    def _sync(self, state: dict[str, Any], positions: np.ndarray) -> None:
+        self.mirror.positions = positions.astype(np.float64).copy()
+        self.mirror.target = self.mirror.positions.copy()
+        for name, obj in state["objects"].items():
+            mirrored = self.mirror.scene.objects[name]
+            mirrored.position = np.asarray(obj["position"], dtype=np.float64)
+            mirrored.held_by = obj["held_by"]
+
+    # ---- decisions ----------------------------------------------------------------------
+    def step(self, state: dict[str, Any], positions: np.ndarray, now: float, *,
+             human_in_control: bool, episode_running: bool, dt: float) -> OperatorDecision:
+        """One control tick. ``state`` is the sim's privileged state (SimRobot.privileged_state)."""
+        decision = OperatorDecision()
+        if state.get("episode") != self.episode_seen:
+            self.reset()
+            self.episode_seen = state.get("episode")
+        pressed = self.pending is not None and now >= self.pending[0]
+        if pressed and self.pending is not None:
+            decision.press.append(self.pending[1])
+            decision.reason = self.pending[2]
+            if self.pending[1] == "takeover":
+                self.driving, self.takeovers = True, self.takeovers + 1
+                self.takeover_progress, self.takeover_time = self.progress, now
+            elif self.pending[1] == "handback":
+                self.driving = False
+            if self.pending[1] in ("takeover", "handback"):
+                self.last_control_press = now
+            self.pending = None
+        if not episode_running:
+            return decision
+        outcome = state.get("outcome")
+        if outcome is not None:
+            if not self.marked and self.settings.mark_outcomes and self.pending is None:
+                self.marked = True
+                button = "success" if outcome["success"] else "failure"
+                self.pending = (now + self.settings.reaction_delay_s, button, outcome["reason"])
+            return decision
+        # Give teleop_node time to act on a control press before pressing again.
+        settling = now - self.last_control_press < CONTROL_SETTLE_S
+        if (human_in_control and not self.driving and self.pending is None and not pressed
+                and not settling):
+            # Still holding control from the last episode: give the new one to the policy.
+            self.pending = (now + self.settings.reaction_delay_s, "handback", "new episode")
+            return decision
+        progress = task_progress(state["objects"], state["scene"])
+        if progress != self.progress:
+            self.progress, self.progress_time = progress, now
+        elapsed = float(state.get("time_s", 0.0))
+        if human_in_control:
+            self._sync(state, positions)
+            decision.target = self.expert.act(dt)
+            # Hand back once the stage is through, but never with the phone in a gripper:
+            # giving it back to a failing policy mid-carry is how phones get dropped.
+            helped = self.progress > self.takeover_progress and not carrying_fragile(state)
+            if (self.driving and self.pending is None and not pressed and helped
+                    and now - self.takeover_time >= self.settings.assist_s):
+                self.pending = (now + self.settings.reaction_delay_s, "handback", "stage done")
+            return decision
+        if self.pending is not None or self.driving:
+            return decision
+        reason = self._trigger(state, now, elapsed)
+        if reason and progress != self.declined_until_progress:
+            if self.rng.random() < self.settings.intervention_rate:
+                self.pending = (now + self.settings.reaction_delay_s, "takeover", reason)
+            else:
+                self.declined_until_progress = progress
+                self.progress_time = now  # a declined stall waits another stall_s
+        return decision
+
+    def _trigger(self, state: dict[str, Any], now: float, elapsed: float) -> str:
+        if about_to_drop(state):
+            return "about to drop the phone"
+        if now - self.progress_time >= self.settings.stall_s:
+            return f"no progress for {self.settings.stall_s:g} s"
+        if elapsed >= self.settings.late_fraction * self.timeout_s:
+            return "running out of time"
+        return ""

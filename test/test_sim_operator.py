@@ -1,0 +1,109 @@
+"""The simulated operator (ROS-free): takes over a failing policy, hands back, marks outcomes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from aloe_ros.config import SimOperatorConfig, load_task_config
+from aloe_ros.sim.operator import SimulatedOperator, about_to_drop, task_progress
+from aloe_ros.sim.robot import SimRobot
+
+DT = 1 / 30
+
+
+def run_episode(policy, settings: SimOperatorConfig, task: str = "pack_phone",  # noqa: ANN001
+                max_s: float = 60.0) -> dict:
+    """Drive a real SimRobot with ``policy`` under the operator, emulating teleop's mux."""
+    config = load_task_config(task)
+    config.task.episode_timeout_s = max_s
+    robot = SimRobot(config.robot, config.sim, {}, max_s)
+    operator = SimulatedOperator(config, settings, np.random.default_rng(0))
+    human, presses, human_steps, now = False, [], 0, 0.0
+    while robot.episode_time_s < max_s + 2:
+        now += DT
+        decision = operator.step(robot.privileged_state(), robot.positions, now,
+                                 human_in_control=human, episode_running=True, dt=DT)
+        for button in decision.press:
+            presses.append((round(now, 2), button))
+            human = {"takeover": True, "handback": False}.get(button, human)
+        if button_pressed(presses, ("success", "failure")):
+            break
+        if human and decision.target is not None:
+            robot.command(decision.target)
+            human_steps += 1
+        elif not human:
+            robot.command(policy(robot))
+        robot.step(DT / 2)
+        robot.step(DT / 2)
+    return {"presses": [b for _, b in presses], "outcome": robot.outcome,
+            "human_steps": human_steps, "robot": robot}
+
+
+def button_pressed(presses: list, buttons: tuple[str, ...]) -> bool:
+    return any(b in buttons for _, b in presses)
+
+
+def frozen_policy(robot: SimRobot) -> np.ndarray:
+    return robot.home.copy()
+
+
+def test_operator_rescues_a_policy_that_does_nothing() -> None:
+    result = run_episode(frozen_policy, SimOperatorConfig(stall_s=1.0, reaction_delay_s=0.2))
+    presses = result["presses"]
+    assert result["outcome"] is not None and result["outcome"].success, presses
+    assert presses.count("takeover") >= 1
+    assert presses.count("handback") >= 1, "it hands back once a stage is done"
+    assert presses[-1] == "success", "and marks the outcome like a person"
+    # Every handback follows a takeover: the button sequence alternates.
+    control = [b for b in presses if b in ("takeover", "handback")]
+    assert all(a != b for a, b in zip(control, control[1:]))
+
+
+def test_operator_that_never_intervenes_lets_the_episode_fail() -> None:
+    result = run_episode(frozen_policy, SimOperatorConfig(intervention_rate=0.0, stall_s=1.0),
+                         max_s=6.0)
+    assert "takeover" not in result["presses"]
+    assert result["outcome"] is not None and not result["outcome"].success
+    assert result["presses"][-1] == "failure"
+    assert result["human_steps"] == 0
+
+
+def test_operator_leaves_a_good_policy_alone() -> None:
+    from aloe_ros.sim.expert import ScriptedExpert
+
+    experts: dict[int, ScriptedExpert] = {}
+
+    def expert_policy(robot: SimRobot) -> np.ndarray:
+        expert = experts.setdefault(id(robot), ScriptedExpert(robot, np.random.default_rng(1)))
+        return expert.act(DT)
+
+    result = run_episode(expert_policy, SimOperatorConfig(stall_s=3.0))
+    assert result["presses"] == ["success"]
+
+
+def test_danger_is_seen_before_the_phone_falls() -> None:
+    state = {"objects": {"phone": {"position": [0.1, 0.3, 0.2], "held_by": "right"}},
+             "grippers": {"right": {"opening": 0.5}}}
+    assert about_to_drop(state)
+    state["grippers"]["right"]["opening"] = 0.1
+    assert not about_to_drop(state)
+
+
+@pytest.mark.parametrize("task", ["pack_phone", "pick_place", "fold_laundry"])
+def test_progress_starts_at_zero_for_every_task(task: str) -> None:
+    config = load_task_config(task)
+    robot = SimRobot(config.robot, config.sim, {}, 10.0)
+    assert task_progress(robot.privileged_state()["objects"], task) == 0  # type: ignore[arg-type]
+
+
+def test_operator_hands_a_new_episode_back_to_the_policy() -> None:
+    config = load_task_config("pack_phone")
+    robot = SimRobot(config.robot, config.sim, {}, 40.0)
+    operator = SimulatedOperator(config, SimOperatorConfig(reaction_delay_s=0.1))
+    presses: list[str] = []
+    for tick in range(10):  # human still holds control from the previous episode
+        decision = operator.step(robot.privileged_state(), robot.positions, tick * DT,
+                                 human_in_control=True, episode_running=True, dt=DT)
+        presses += decision.press
+    assert presses == ["handback"]
