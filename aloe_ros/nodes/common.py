@@ -104,6 +104,11 @@ def run_node(
             executor.spin()
         except (KeyboardInterrupt, ExternalShutdownException):
             pass
+        except RuntimeError:
+            # A signal shut the context down while the executor was taking a message; rclpy
+            # then fails inside take_message. That is a stop, not a crash.
+            if rclpy.ok():
+                raise
         return 0
     finally:
         if node is not None:
