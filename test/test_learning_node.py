@@ -143,3 +143,28 @@ def make_node(cls, context, overrides):  # type: ignore[no-untyped-def]
         return cls()
     finally:
         common.AloeNode.__init__ = original  # type: ignore[method-assign]
+
+
+def test_learner_that_cannot_start_stays_up_and_says_why(tmp_path, ros_context) -> None:  # type: ignore[no-untyped-def]
+    """A missing actor checkpoint must not crash the node (respawn would loop forever)."""
+    from aloe_ros.msg import Status
+    from aloe_ros.nodes.critic_learner_node import CriticLearnerNode
+
+    path = write_task_config(tmp_path, overrides={
+        "policy": {"path": str(tmp_path / "missing")},
+        "learning": {"checkpoint_dir": str(tmp_path / "ckpt")}})
+    node = make_node(CriticLearnerNode, ros_context, [Parameter("config_file", value=str(path))])
+    peer = Node("status_listener", context=ros_context)
+    messages: list[Status] = []
+    peer.create_subscription(Status, node.config.topics.status, messages.append, 10)
+    executor = SingleThreadedExecutor(context=ros_context)
+    executor.add_node(node)
+    executor.add_node(peer)
+    try:
+        assert spin_until(executor, lambda: any("disabled" in m.message for m in messages), 15)
+        assert "no such directory" in messages[-1].message
+    finally:
+        executor.shutdown()
+        node.close()
+        node.destroy_node()
+        peer.destroy_node()

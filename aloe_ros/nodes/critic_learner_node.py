@@ -49,7 +49,15 @@ class CriticLearnerNode(AloeNode):
             description="Resume from <checkpoint_dir>/latest.json", read_only=True))
         checkpoint_dir = (self.get_parameter("checkpoint_dir").get_parameter_value().string_value
                           or cfg.learning.checkpoint_dir)
-        self.learner = self._create_learner(checkpoint_dir)
+        self.status_pub = self.create_publisher(Status, cfg.topics.status, self.events_qos)
+        self.worker: LearnerWorker | None = None
+        try:
+            self.learner = self._create_learner(checkpoint_dir)
+        except Exception as exc:  # noqa: BLE001 - stay up and say why, never a respawn loop
+            self.disabled_reason = f"{type(exc).__name__}: {exc}"
+            self.get_logger().error(f"learner disabled: {self.disabled_reason}")
+            self.create_timer(1.0, self.publish_disabled_status)
+            return
         actor_config = getattr(self.learner.trainer.actor, "config", None)
         image_size = getattr(actor_config, "image_size", None)
         self.camera_names = [c.name for c in cfg.cameras]
@@ -65,7 +73,6 @@ class CriticLearnerNode(AloeNode):
                                                self.events_qos)
         self.update_pub = self.create_publisher(PolicyUpdate, cfg.topics.policy_update,
                                                 self.events_qos)
-        self.status_pub = self.create_publisher(Status, cfg.topics.status, self.events_qos)
         for camera in cfg.cameras:
             self.create_subscription(Image, camera.topic,
                                      lambda msg, name=camera.name: self.on_image(name, msg),
@@ -263,8 +270,17 @@ class CriticLearnerNode(AloeNode):
         msg.message = ", ".join(f"{k} {v}" for k, v in self.worker.replay_summary.items())
         self.status_pub.publish(msg)
 
+    def publish_disabled_status(self) -> None:
+        msg = Status()
+        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.node = self.get_name()
+        msg.control_source = "idle"
+        msg.message = f"learner disabled: {self.disabled_reason}"
+        self.status_pub.publish(msg)
+
     def close(self) -> None:
-        self.worker.stop()
+        if self.worker is not None:
+            self.worker.stop()
 
 
 def main(args: Sequence[str] | None = None) -> int:
