@@ -1,0 +1,208 @@
+"""`aloe-ros bench learning`: the full ROS loop in the sim, in rounds, per method and seed.
+
+Per seed, a weak base policy is made once (scripted demos -> a short behaviour cloning run).
+Per method and seed, each round *deploys* the current policy in the real node graph (sim robot,
+simulated operator, teleop/mux, chunk inference, recorder: all processes talking over DDS),
+*collects* N episodes into a rosbag, then *trains* offline on every bag of that run plus the
+demos with ``aloe-ros train --method M`` starting from the current actor; the trained actor is
+deployed in the next round. The last round only evaluates.
+
+Every round writes ``round.json``; a rerun skips finished rounds (interrupted runs resume).
+Success counts an episode only when the policy succeeded without any takeover.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from aloe_ros.config import load_task_config
+
+__all__ = ["LearningBenchPlan", "RoundResult", "run_plan"]
+
+log = logging.getLogger(__name__)
+GRAPH_NODES = ("sim_robot", "operator", "teleop", "chunk_inference", "logger")
+
+
+@dataclass
+class LearningBenchPlan:
+    task: str
+    methods: list[str]
+    rounds: int
+    episodes_per_round: int
+    seeds: list[int]
+    out: Path
+    demo_episodes: int = 20
+    bc_steps: int = 300
+    train_updates: int = 300
+    intervention_rate: float = 1.0
+    threads: int = 1
+
+
+@dataclass
+class RoundResult:
+    method: str
+    seed: int
+    round: int
+    policy: str
+    episodes: int = 0
+    successes: int = 0            # success without any takeover
+    assisted_successes: int = 0   # success with at least one takeover
+    failures: int = 0
+    takeovers: int = 0
+    robot_time_s: float = 0.0
+    learner_time_s: float = 0.0
+    wall_time_s: float = 0.0
+    episode_outcomes: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def success_rate(self) -> float:
+        return self.successes / self.episodes if self.episodes else 0.0
+
+    @property
+    def successes_per_hour(self) -> float:
+        return 3600.0 * self.successes / self.robot_time_s if self.robot_time_s else 0.0
+
+
+def _cli(argv: list[str]) -> None:
+    from aloe_ros.cli import main
+
+    code = main(argv)
+    if code != 0:
+        raise RuntimeError(f"aloe-ros {' '.join(argv)} failed with exit code {code}")
+
+
+def base_policy(plan: LearningBenchPlan, seed: int) -> Path:
+    """Scripted demos and a short BC run: the weak starting actor of every method."""
+    folder = plan.out / "base" / f"seed{seed}"
+    policy = folder / "policy"
+    if (policy / "policy.json").is_file():
+        return policy
+    demos = folder / "demos"
+    _cli(["sim-demos", "--task", plan.task, "--episodes", str(plan.demo_episodes),
+          "--out", str(demos), "--seed", str(seed * 10_000)])
+    _cli(["train-bc", str(demos), "--out", str(policy), "--task", plan.task,
+          "--steps", str(plan.bc_steps), "--seed", str(seed), "--threads", str(plan.threads)])
+    return policy
+
+
+def round_config(plan: LearningBenchPlan, seed: int, round_index: int, folder: Path) -> Path:
+    """The task YAML for one collection round: the bench graph, seeded, operator marking."""
+    source = Path(load_task_config(plan.task).source_path)
+    data = yaml.safe_load(source.read_text())
+    data["nodes"] = [n for n in data["nodes"] if n["name"] in GRAPH_NODES]
+    data.setdefault("sim", {})["seed"] = seed * 1000 + round_index
+    data.setdefault("operator", {}).update(intervention_rate=plan.intervention_rate, seed=seed)
+    # Outcomes come from the simulated operator's buttons, as they would from a person.
+    data.setdefault("episode", {})["outcome_from_detector"] = "never"
+    data.setdefault("recording", {})["enabled"] = True
+    path = folder / "task.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def collect(plan: LearningBenchPlan, config_path: Path, policy: Path, bag_dir: Path,
+            result: RoundResult, progress: Any = None) -> None:
+    """Run the node graph with ``policy`` until N episodes ended; fill ``result``."""
+    from aloe_ros.benchmarks.episode_watch import EpisodeWatcher
+    from aloe_ros.runner import GraphRunner
+
+    config = load_task_config(config_path)
+    watcher = EpisodeWatcher(config)
+    runner = GraphRunner(config, sim=True, record=True,
+                         overrides={"record_dir": str(bag_dir), "policy_path": str(policy)})
+    budget_s = plan.episodes_per_round * (config.task.episode_timeout_s + 10.0) + 60.0
+    start = time.monotonic()
+    lines: list[str] = []
+    reported = 0
+    try:
+        runner.start()
+        while len(watcher.finished) < plan.episodes_per_round:
+            for line in runner.poll():
+                lines.append(line)
+                log.warning("bench graph: %s", line)
+            if time.monotonic() - start > budget_s:
+                raise RuntimeError(f"round did not finish {plan.episodes_per_round} episodes in "
+                                   f"{budget_s:.0f} s; node events: {lines[-5:]}")
+            if progress is not None and len(watcher.finished) != reported:
+                reported = len(watcher.finished)
+                progress(reported)
+            time.sleep(0.2)
+    finally:
+        runner.stop()
+        watcher.close()
+    result.wall_time_s = time.monotonic() - start
+    for episode in watcher.finished[: plan.episodes_per_round]:
+        result.episodes += 1
+        result.robot_time_s += episode["duration_s"]
+        result.takeovers += episode["takeovers"]
+        if episode["success"] and episode["takeovers"] == 0:
+            result.successes += 1
+        elif episode["success"]:
+            result.assisted_successes += 1
+        else:
+            result.failures += 1
+        result.episode_outcomes.append(episode)
+
+
+def train(plan: LearningBenchPlan, method: str, data: list[Path], init: Path, out: Path) -> float:
+    """Offline training of ``method`` on ``data`` from actor ``init``; returns seconds."""
+    start = time.monotonic()
+    _cli(["train", *map(str, data), "--out", str(out), "--task", plan.task, "--policy", str(init),
+          "--method", method, "--updates", str(plan.train_updates), "--no-plots",
+          "--threads", str(plan.threads)])
+    return time.monotonic() - start
+
+
+def run_method_seed(plan: LearningBenchPlan, method: str, seed: int,
+                    report: Any = print) -> list[RoundResult]:
+    """All rounds of one method and seed, resuming from finished rounds."""
+    root = plan.out / method / f"seed{seed}"
+    policy = base_policy(plan, seed)
+    demos = plan.out / "base" / f"seed{seed}" / "demos"
+    results: list[RoundResult] = []
+    for r in range(plan.rounds + 1):   # rounds of learning, then one evaluation round
+        folder = root / f"round{r}"
+        folder.mkdir(parents=True, exist_ok=True)
+        saved = folder / "round.json"
+        tag = f"[{method} seed {seed}] round {r}"
+        if saved.is_file():
+            result = RoundResult(**json.loads(saved.read_text()))
+            report(f"{tag}: done earlier ({result.successes}/{result.episodes} successes)")
+        else:
+            result = RoundResult(method, seed, r, str(policy))
+            report(f"{tag}: collecting {plan.episodes_per_round} episodes with {policy}")
+            collect(plan, round_config(plan, seed, r, folder), policy, folder / "bags", result,
+                    progress=lambda done, tag=tag: report(
+                        f"{tag}: {done}/{plan.episodes_per_round} episodes", transient=True))
+            if r < plan.rounds:
+                bags = sorted(p for q in range(r + 1)
+                              for p in (root / f"round{q}" / "bags").iterdir() if p.is_dir())
+                report(f"{tag}: training {method} on {len(bags)} bag(s) + demos")
+                result.learner_time_s = train(plan, method, [demos, *bags], policy,
+                                              folder / "trained")
+            saved.write_text(json.dumps(asdict(result), indent=1))
+            report(f"{tag}: {result.successes}/{result.episodes} autonomous successes, "
+                   f"{result.assisted_successes} assisted, {result.takeovers} takeovers, "
+                   f"learner {result.learner_time_s:.0f} s")
+        results.append(result)
+        if r < plan.rounds:
+            policy = folder / "trained"
+    return results
+
+
+def run_plan(plan: LearningBenchPlan, report: Any = print) -> list[RoundResult]:
+    plan.out.mkdir(parents=True, exist_ok=True)
+    (plan.out / "plan.json").write_text(json.dumps(
+        {**asdict(plan), "out": str(plan.out)}, indent=1))
+    results: list[RoundResult] = []
+    for seed in plan.seeds:
+        for method in plan.methods:
+            results += run_method_seed(plan, method, seed, report)
+    return results

@@ -1,0 +1,86 @@
+"""Results of `aloe-ros bench learning`: a markdown table and a success-per-round plot."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["load_rounds", "results_table", "success_plot"]
+
+
+def load_rounds(out: Path) -> list[dict[str, Any]]:
+    """Every finished round under a bench output directory."""
+    rounds = []
+    for path in sorted(out.glob("*/seed*/round*/round.json")):
+        rounds.append(json.loads(path.read_text()))
+    return rounds
+
+
+def _by_method_round(rounds: list[dict[str, Any]]) -> dict[str, dict[int, list[dict]]]:
+    grouped: dict[str, dict[int, list[dict]]] = defaultdict(lambda: defaultdict(list))
+    for r in rounds:
+        grouped[r["method"]][r["round"]].append(r)
+    return grouped
+
+
+def results_table(rounds: list[dict[str, Any]]) -> str:
+    """Markdown: per method and round, means over seeds (min-max in brackets)."""
+    lines = ["| method | round | seeds | success (no takeover) | assisted | takeovers / episode "
+             "| successes / robot hour | learner time (s) |",
+             "|---|---|---|---|---|---|---|---|"]
+    for method, per_round in sorted(_by_method_round(rounds).items()):
+        for index in sorted(per_round):
+            entries = per_round[index]
+            rates = [e["successes"] / max(e["episodes"], 1) for e in entries]
+            assisted = [e["assisted_successes"] / max(e["episodes"], 1) for e in entries]
+            takeovers = [e["takeovers"] / max(e["episodes"], 1) for e in entries]
+            per_hour = [3600 * e["successes"] / e["robot_time_s"] if e["robot_time_s"] else 0.0
+                        for e in entries]
+            learner = [e["learner_time_s"] for e in entries]
+            label = f"{index}" if any(e["learner_time_s"] for e in entries) else f"{index} (eval)"
+            lines.append(
+                f"| {method} | {label} | {len(entries)} | {_spread(rates, pct=True)} | "
+                f"{_spread(assisted, pct=True)} | {_spread(takeovers)} | {_spread(per_hour)} | "
+                f"{np.mean(learner):.0f} |")
+    return "\n".join(lines)
+
+
+def _spread(values: list[float], pct: bool = False) -> str:
+    scale, unit = (100.0, " %") if pct else (1.0, "")
+    mean = np.mean(values) * scale
+    if len(values) == 1:
+        return f"{mean:.0f}{unit}" if pct else f"{mean:.1f}"
+    low, high = min(values) * scale, max(values) * scale
+    return (f"{mean:.0f}{unit} ({low:.0f}-{high:.0f})" if pct
+            else f"{mean:.1f} ({low:.1f}-{high:.1f})")
+
+
+def success_plot(rounds: list[dict[str, Any]], path: Path, title: str) -> Path:
+    """Success rate (no takeover) per round for every method on one chart."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=120)
+    for method, per_round in sorted(_by_method_round(rounds).items()):
+        xs = sorted(per_round)
+        rates = [[e["successes"] / max(e["episodes"], 1) * 100 for e in per_round[x]]
+                 for x in xs]
+        mean = [np.mean(r) for r in rates]
+        ax.plot(xs, mean, marker="o", label=method)
+        ax.fill_between(xs, [min(r) for r in rates], [max(r) for r in rates], alpha=0.15)
+    ax.set_xlabel("round (policy after r rounds of training)")
+    ax.set_ylabel("success without takeover (%)")
+    ax.set_ylim(-2, 102)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path

@@ -1,0 +1,72 @@
+"""``aloe-ros bench learning``: ALOE against the baselines in the sim, through the full ROS loop."""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import time
+from pathlib import Path
+
+HELP = ("run methods in rounds (collect with the node graph, train, deploy) from a weak BC "
+        "policy; write a results table and a plot")
+
+METHODS = ("aloe", "dagger", "awr_mc", "td1")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--task", default="pack_phone")
+    parser.add_argument("--method", nargs="+", choices=METHODS, default=list(METHODS),
+                        help="one or more methods (default: all four)")
+    parser.add_argument("--rounds", type=int, default=3, help="training rounds (then one eval)")
+    parser.add_argument("--episodes-per-round", type=int, default=10)
+    parser.add_argument("--seeds", type=int, default=3, help="number of seeds (0..S-1)")
+    parser.add_argument("--out", type=Path, required=True, metavar="DIR")
+    parser.add_argument("--demo-episodes", type=int, default=20,
+                        help="scripted demos for the base policy")
+    parser.add_argument("--bc-steps", type=int, default=300,
+                        help="BC steps of the base policy (few: a weak start)")
+    parser.add_argument("--train-updates", type=int, default=300, help="learner updates per round")
+    parser.add_argument("--intervention-rate", type=float, default=1.0,
+                        help="probability the simulated operator acts on a predicted failure")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads for training")
+
+
+def _report(line: str, transient: bool = False) -> None:
+    stamp = time.strftime("%H:%M:%S")
+    if transient and sys.stdout.isatty():
+        print(f"\r[{stamp}] {line}", end="", flush=True)
+    else:
+        print(f"[{stamp}] {line}", flush=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    from aloe_ros.benchmarks.learning import LearningBenchPlan, run_plan
+    from aloe_ros.benchmarks.learning_report import load_rounds, results_table, success_plot
+
+    for name in ("rounds", "episodes_per_round", "seeds"):
+        if getattr(args, name) < 1 and not (name == "rounds" and args.rounds == 0):
+            print(f"aloe-ros bench learning: --{name.replace('_', '-')} must be >= 1")
+            return 2
+    plan = LearningBenchPlan(
+        task=args.task, methods=list(args.method), rounds=args.rounds,
+        episodes_per_round=args.episodes_per_round, seeds=list(range(args.seeds)),
+        out=args.out, demo_episodes=args.demo_episodes, bc_steps=args.bc_steps,
+        train_updates=args.train_updates, intervention_rate=args.intervention_rate,
+        threads=args.threads)
+    start = time.monotonic()
+    run_plan(plan, _report)
+    rounds = load_rounds(args.out)
+    table = results_table(rounds)
+    plot = success_plot(rounds, args.out / "success_per_round.png",
+                        f"{args.task}: success per round")
+    header = (f"task {args.task}, methods {', '.join(plan.methods)}, seeds {plan.seeds}, "
+              f"{plan.rounds} training rounds + 1 eval, {plan.episodes_per_round} episodes per "
+              f"round, base BC {plan.bc_steps} steps on {plan.demo_episodes} demos, "
+              f"{plan.train_updates} learner updates per round; machine: {platform.machine()} "
+              f"{platform.node()}; wall time {time.monotonic() - start:.0f} s")
+    (args.out / "results.md").write_text(f"{header}\n\n{table}\n")
+    print(header)
+    print(table)
+    print(f"plot: {plot}")
+    return 0
