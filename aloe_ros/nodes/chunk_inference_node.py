@@ -6,11 +6,15 @@ the executor asks for the next chunk, assembles an observation from fresh inputs
 it to the inference worker thread (callbacks never wait for the policy). Chunks are published on
 ``topics.policy_chunk``, commands on ``topics.policy_command`` (the mux forwards them).
 
-Interventions: TAKEOVER / ESTOP pause and flush; HANDBACK (and RELEASE_ESTOP when no human
-holds control) resume from the measured state. Episode START / RESET flush. PolicyUpdate: the
-checkpoint is loaded and verified (sha256, under ``policy.checkpoint_root``) in the background
-and swapped in at the next episode event (or at once, ``policy.swap_at``); a failure keeps the
-old policy. Status carries the running version and every counter.
+Shadow mode (shadow.state_topic, std_msgs/Bool from teleop_node): the policy keeps running
+while a human drives, its commands go to the mux, which sends them to the shadow topic only.
+
+Interventions: TAKEOVER (unless in shadow mode) / ESTOP pause and flush; HANDBACK (and
+RELEASE_ESTOP when no human holds control) resume from the measured state. Episode START /
+RESET flush. PolicyUpdate: the checkpoint is loaded and verified (sha256, under
+``policy.checkpoint_root``) in the background and swapped in at the next episode event (or at
+once, ``policy.swap_at``); a failure keeps the old policy. Status carries the running version
+and every counter.
 """
 
 from __future__ import annotations
@@ -28,8 +32,10 @@ from typing import Any
 import numpy as np
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.callback_groups import ReentrantCallbackGroup
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.time import Time
 from sensor_msgs.msg import CompressedImage, Image, JointState
+from std_msgs.msg import Bool
 
 from aloe_ros.config import ConfigError, TaskFile
 from aloe_ros.io.images import ImageError, edge_frame
@@ -117,6 +123,7 @@ class ChunkInferenceNode(AloeNode):
         self.resized_cameras = {c.name for c in cfg.cameras if c.source == "topic"}
         self.human_control = False
         self.estop = False
+        self.shadow = cfg.shadow.enabled
         self.episode_id = 0
         self.reset_policy = True
         self.pending_policy: tuple[ChunkPolicy, str] | None = None
@@ -156,6 +163,9 @@ class ChunkInferenceNode(AloeNode):
                                      self.events_qos, callback_group=inputs)
         self.create_subscription(PolicyUpdate, cfg.topics.policy_update, self.on_policy_update,
                                  self.events_qos, callback_group=inputs)
+        self.create_subscription(Bool, cfg.shadow.state_topic, self.on_shadow_state, QoSProfile(
+            depth=1, reliability=ReliabilityPolicy.RELIABLE,
+            durability=DurabilityPolicy.TRANSIENT_LOCAL), callback_group=inputs)
         # Threads waiting for the GIL get it within ~1 ms instead of the default 5 ms, so the
         # control thread is not held up by image callbacks or the policy's Python code.
         sys.setswitchinterval(CONTROL_SWITCH_INTERVAL_S)
@@ -244,7 +254,7 @@ class ChunkInferenceNode(AloeNode):
             else:
                 self.count("unknown_interventions")
                 return
-            active = not (self.human_control or self.estop)
+            active = self.policy_runs()
             if not active and not self.executor_core.paused:
                 self.executor_core.pause(f"intervention kind {msg.kind}")
             elif active and self.executor_core.paused:
@@ -255,6 +265,25 @@ class ChunkInferenceNode(AloeNode):
                 self.executor_core.flush("handback")
         self.get_logger().info(f"intervention kind {msg.kind} from {msg.source or '?'}: "
                                f"{'paused' if not active else 'running'}")
+
+    def policy_runs(self) -> bool:
+        """Whether the executor runs: not under e-stop, and no human drives unless in shadow
+        mode (there the policy runs beside the human; its commands are never executed)."""
+        return not ((self.human_control and not self.shadow) or self.estop)
+
+    def on_shadow_state(self, msg: Bool) -> None:
+        with self.lock:
+            if bool(msg.data) == self.shadow:
+                return
+            self.shadow = bool(msg.data)
+            active = self.policy_runs()
+            if not active and not self.executor_core.paused:
+                self.executor_core.pause("shadow mode off while a human drives")
+            elif active and self.executor_core.paused:
+                state = self.latest_state[0] if self.latest_state else None
+                self.executor_core.resume(state, "shadow mode")
+                self.reset_policy = True
+        self.get_logger().info(f"shadow mode {'on' if msg.data else 'off'}")
 
     def on_episode(self, msg: EpisodeEvent) -> None:
         with self.lock:

@@ -7,6 +7,8 @@ joystick.leader_topic: leader arms, scripted operators) and the sim's detector. 
 what the robot executes (topics.command, JointState in robot.joint_names order),
 InterventionEvent at every change of control, EpisodeEvent for the lifecycle, and Status.
 Service ``/aloe/estop`` (std_srvs/Trigger) stops the robot from anywhere; releasing takes the pad.
+In shadow mode policy commands go to shadow.command_topic instead (never topics.command), and
+shadow.state_topic (std_msgs/Bool, transient local) says whether shadow mode is on.
 
 All decisions are made by :class:`aloe_ros.teleop.controller.TeleopController`; this file only
 converts messages. Command frame_id says who produced it: the policy command's own frame_id
@@ -19,7 +21,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import JointState, Joy
+from std_msgs.msg import Bool
 from std_srvs.srv import Trigger
 
 from aloe_ros.msg import EpisodeEvent, InterventionEvent, Status
@@ -64,6 +68,11 @@ class TeleopNode(AloeNode):
         self.episode_pub = self.create_publisher(EpisodeEvent, cfg.topics.episode,
                                                  self.events_qos)
         self.status_pub = self.create_publisher(Status, cfg.topics.status, self.events_qos)
+        self.shadow_pub = self.create_publisher(JointState, cfg.shadow.command_topic,
+                                                self.command_qos)
+        self.shadow_state_pub = self.create_publisher(Bool, cfg.shadow.state_topic, QoSProfile(
+            depth=1, reliability=ReliabilityPolicy.RELIABLE,
+            durability=DurabilityPolicy.TRANSIENT_LOCAL))
         self.create_subscription(Joy, cfg.topics.joy, self.on_joy, self.command_qos)
         self.create_subscription(JointState, cfg.topics.joint_states, self.on_joint_state,
                                  self.command_qos)
@@ -79,6 +88,7 @@ class TeleopNode(AloeNode):
         self.create_timer(1.0 / cfg.robot.control_rate_hz, self.on_tick)
         self.create_timer(1.0, self.publish_status)
         self.reported_problems = 0
+        self.publish_shadow_state()
         self.last_line = ""
         self.last_line_time = 0.0
         layout = self.controller.layout
@@ -142,6 +152,16 @@ class TeleopNode(AloeNode):
         if command is not None:
             self.policy_frame = msg.header.frame_id or "policy"
             self.publish_command(command, self.policy_frame)
+            return
+        shadow = self.controller.shadow_command(positions)
+        if shadow is not None:
+            self.policy_frame = msg.header.frame_id or "policy"
+            shadow_msg = JointState()
+            shadow_msg.header.stamp = self.get_clock().now().to_msg()
+            shadow_msg.header.frame_id = self.policy_frame
+            shadow_msg.name = self.joint_names
+            shadow_msg.position = shadow.tolist()
+            self.shadow_pub.publish(shadow_msg)
 
     def on_human_target(self, msg: JointState) -> None:
         try:
@@ -203,7 +223,13 @@ class TeleopNode(AloeNode):
             self.episode_pub.publish(episode)
             self.get_logger().info(f"episode {event.episode_id}: {event.kind.value} "
                                    f"({event.reason}), reward {event.reward:g}")
-        if out.interventions or out.episodes:
+        for shadow in out.shadow_changes:
+            self.publish_shadow_state()
+            self.get_logger().warning(
+                "SHADOW mode ON: policy commands go to "
+                f"{self.config.shadow.command_topic}, not to the robot" if shadow else
+                "shadow mode OFF: the policy is LIVE (it moves the robot when it holds control)")
+        if out.interventions or out.episodes or out.shadow_changes:
             self.publish_status()
 
     def publish_command(self, command: MuxCommand, frame: str) -> None:
@@ -213,6 +239,9 @@ class TeleopNode(AloeNode):
         msg.name = self.joint_names
         msg.position = command.positions.tolist()
         self.command_pub.publish(msg)
+
+    def publish_shadow_state(self) -> None:
+        self.shadow_state_pub.publish(Bool(data=bool(self.controller.mux.shadow)))
 
     def publish_status(self) -> None:
         controller = self.controller
@@ -234,7 +263,9 @@ class TeleopNode(AloeNode):
         line = (f"control {msg.control_source} | episode {msg.episode_id} "
                 f"{controller.episodes.phase.value} | last outcome "
                 f"{msg.last_outcome or '-'} | e-stop {'ON' if msg.estop_active else 'off'} | "
-                f"arms {controller.human.selected}")
+                f"arms {controller.human.selected}"
+                f"{' | SHADOW (policy not executed)' if controller.mux.shadow else ''}")
+        self.publish_shadow_state()         # late joiners (logger, inference) hear it too
         now = self.now_seconds()
         if line != self.last_line or now - self.last_line_time >= 10.0:
             self.last_line, self.last_line_time = line, now

@@ -7,6 +7,10 @@ manager) into the operator's state machine:
     HUMAN --no Joy for joystick.timeout_s--> HOLD --Joy again--> HUMAN (from the held pose)
     any --estop--> ESTOP --release_estop--> DISARMED --takeover / handback--> HUMAN / POLICY
 
+Orthogonal to these, shadow mode (shadow.enabled): policy commands go to the shadow topic
+only; the go-live combo (shadow.go_live_buttons held for shadow.go_live_hold_s) switches
+shadow <-> live, never under e-stop.
+
 Every change of control is one :class:`InterventionOutput`; the node publishes them as
 InterventionEvent. Time is passed in (ROS time in the node, plain floats in tests).
 """
@@ -26,6 +30,7 @@ from aloe_ros.teleop.episode import EpisodeEventKind, EpisodeManager, EpisodeOut
 from aloe_ros.teleop.human import HumanCommander
 from aloe_ros.teleop.layout import ACTIONS, JoyReadError, PadState, read_pad, resolve_layout
 from aloe_ros.teleop.mux import CommandMux, ControlSource, MuxCommand, Origin
+from aloe_ros.teleop.shadow import ComboHold
 
 __all__ = ["ControllerOutput", "InterventionKind", "InterventionOutput", "TeleopController"]
 
@@ -54,11 +59,14 @@ class ControllerOutput:
     commands: list[MuxCommand] = field(default_factory=list)
     interventions: list[InterventionOutput] = field(default_factory=list)
     episodes: list[EpisodeOutput] = field(default_factory=list)
+    # Shadow mode switched: True = now in shadow mode, False = now live.
+    shadow_changes: list[bool] = field(default_factory=list)
 
     def extend(self, other: ControllerOutput) -> None:
         self.commands += other.commands
         self.interventions += other.interventions
         self.episodes += other.episodes
+        self.shadow_changes += other.shadow_changes
 
 
 class TeleopController:
@@ -73,6 +81,9 @@ class TeleopController:
                                      joystick.joint_axes)
         self.buttons = DebouncedButtons(ACTIONS, joystick.debounce_s)
         self.mux = CommandMux(config.robot)
+        self.mux.shadow = config.shadow.enabled
+        self.go_live = ComboHold(config.shadow.go_live_buttons, config.shadow.go_live_hold_s)
+        self.go_live_label = " + ".join(config.shadow.go_live_buttons)
         self.human = HumanCommander(config.robot, joystick, self.layout)
         self.episodes = EpisodeManager(config.episode, config.task.episode_timeout_s, sim=sim)
         self.default_source = "leader_arm" if joystick.leader_topic else "joystick"
@@ -119,6 +130,10 @@ class TeleopController:
 
     def status_message(self) -> str:
         """What the operator must do next, if anything, else the last problem."""
+        if self.mux.shadow and self.control not in (ControlSource.ESTOP,
+                                                    ControlSource.DISARMED):
+            return (f"SHADOW mode: the policy's commands are recorded, not executed; hold "
+                    f"{self.go_live_label} to go live. {self.last_problem}").strip()
         if self.control == ControlSource.ESTOP:
             return "E-STOP active: release e-stop (with the e-stop button up) to continue"
         if self.control == ControlSource.DISARMED:
@@ -249,10 +264,44 @@ class TeleopController:
         # first message after a long silence may well be the press that matters.
         edges = self.buttons.update(pad.pressed, now)
         out.extend(self._control_buttons(pad, edges, now))
+        out.extend(self._shadow_combo(pad, now))
         if "arm_select" in edges.pressed:
             log.info("arm select: %s", self.human.next_arms())
         out.extend(self._episode_buttons(edges, now))
         return out
+
+    def _shadow_combo(self, pad: PadState, now: float) -> ControllerOutput:
+        """The go-live combo, held: shadow -> live or live -> shadow (refused under e-stop)."""
+        if not self.go_live.update(pad.pressed, now):
+            return ControllerOutput()
+        if self.control in (ControlSource.ESTOP, ControlSource.DISARMED):
+            self.problem("shadow_switch_refused", "shadow/live switch refused under e-stop")
+            return ControllerOutput()
+        return self.set_shadow(not self.mux.shadow, now)
+
+    def set_shadow(self, shadow: bool, now: float) -> ControllerOutput:
+        """Enter or leave shadow mode. Entering while the policy drives holds the pose, so
+        the robot never keeps following the last policy command."""
+        out = ControllerOutput(shadow_changes=[shadow])
+        if shadow == self.mux.shadow:
+            return ControllerOutput()
+        self.mux.shadow = shadow
+        self.count("shadow_switches")
+        log.warning("shadow mode %s", "ON: policy commands are not executed" if shadow
+                    else "OFF: the policy is LIVE when it holds control")
+        if shadow and self.control == ControlSource.POLICY:
+            command = self.mux.hold(now)
+            if command is not None:
+                out.commands.append(command)
+        return out
+
+    def shadow_command(self, positions: Sequence[float]) -> np.ndarray | None:
+        """A policy command for the shadow topic (shadow mode only; None when live or bad)."""
+        q = np.asarray(positions, dtype=np.float64)
+        if not self.mux.shadow or q.shape != (self.robot.action_dim,) \
+                or not np.all(np.isfinite(q)):
+            return None
+        return self.mux.shadow_command(q)
 
     def _resume_human(self) -> None:
         """The pad is back: human control continues from the held pose (nothing jumps)."""
@@ -302,6 +351,9 @@ class TeleopController:
             edges = self.buttons.poll(now)
             if edges.released:
                 out.extend(self._control_buttons(self.pad, edges, now))
+            out.extend(self._shadow_combo(self.pad, now))
+        else:
+            self.go_live.release()
         out.extend(self._watchdog(now))
         if self.control == ControlSource.HUMAN:
             command = self.mux.route(self._human_target(now, dt), Origin.HUMAN, now)
@@ -345,6 +397,7 @@ class TeleopController:
             counters[f"blocked_{origin.value}"] = n
         counters["clamped_commands"] = self.mux.clamped
         counters["commands_without_pose"] = self.mux.no_pose
+        counters["shadowed_policy_commands"] = self.mux.shadowed
         for what, n in self.episodes.ignored.items():
             counters[f"ignored_{what}"] = n
         return counters

@@ -1,5 +1,8 @@
 """The command mux: one place, one rule (e-stop > human > policy), and the last clamp.
 
+Shadow mode (``shadow``): policy commands never reach the robot; :meth:`CommandMux.shadow_command`
+clamps them to the position limits for the shadow topic instead (watched and recorded only).
+
 Everything the robot executes passes :meth:`CommandMux.route`. The mux knows who holds control
 (set by the takeover state machine), forwards only that source's commands, and clamps each one
 to the joint position limits and to the velocity limits relative to the previous command, so a
@@ -68,6 +71,9 @@ class CommandMux:
         self.blocked: dict[Origin, int] = {origin: 0 for origin in Origin}
         self.clamped = 0
         self.no_pose = 0
+        # Shadow mode: the policy's commands go to the shadow topic, never to the robot.
+        self.shadow = False
+        self.shadowed = 0
 
     # ---- state ------------------------------------------------------------------------------
     def set_source(self, source: ControlSource) -> None:
@@ -97,9 +103,12 @@ class CommandMux:
 
         Under ESTOP and DISARMED nothing is forwarded (the command topic is silent). Under
         HUMAN only human commands pass, under HOLD only the mux's own hold command, under
-        POLICY policy commands and the hold at a handback.
+        POLICY policy commands and the hold at a handback. In shadow mode policy commands
+        never pass, whoever holds control.
         """
         if self.source in (ControlSource.ESTOP, ControlSource.DISARMED):
+            return False
+        if self.shadow and origin == Origin.POLICY:
             return False
         if self.source == ControlSource.HUMAN:
             return origin == Origin.HUMAN
@@ -122,6 +131,14 @@ class CommandMux:
         self.forwarded[origin] += 1
         command.origin = origin
         return command
+
+    def shadow_command(self, positions: np.ndarray) -> np.ndarray | None:
+        """In shadow mode: a policy command clamped to the position limits, for the shadow
+        topic only (no state changes: it is never the robot's last command); else None."""
+        if not self.shadow:
+            return None
+        self.shadowed += 1
+        return np.clip(np.asarray(positions, dtype=np.float64), self.lower, self.upper)
 
     def hold(self, now: float) -> MuxCommand | None:
         """Command the current pose again (watchdog hold, handback), if anything may move."""
