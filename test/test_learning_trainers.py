@@ -181,3 +181,27 @@ def test_awr_mc_value_regresses_monte_carlo_returns() -> None:
     evaluation = trainer.evaluate(batch)
     assert evaluation["value"] == pytest.approx(batch.mc_return, abs=0.05)
     assert actor.last_weights is not None
+
+
+def test_critic_ranks_a_successful_chunk_above_a_failing_one() -> None:
+    """Same observation, two chunks, two outcomes: the better chunk gets the larger advantage
+    and therefore the larger actor weight."""
+    cfg = learning(critic_lr=1e-2, tau=0.1, value_samples=1, batch_size=4)
+    good = make_episode(2, episode_id=0, success=True)
+    bad = make_episode(2, episode_id=1, success=False)
+    bad.images = {k: v.copy() for k, v in good.images.items()}
+    good.actions[:] = 1.0
+    bad.actions[:] = -1.0
+    buffer = ChunkReplay(ReplaySpec(critic_chunk=2, actor_horizon=4, gamma=0.9), RATIOS)
+    buffer.add_episode(good)
+    buffer.add_episode(bad)
+    actor = ConstantPolicy(chunk_horizon=4, action_dim=2, value=0.0)  # V(o) at a middle chunk
+    trainer = AloeTrainer(actor, tiny_critic(cfg, chunk=2), cfg)
+    both = buffer.sample(4, np.random.default_rng(0))
+    assert set(both.episode_id.tolist()) == {0, 1}
+    for _ in range(60):
+        trainer.update(both)
+    adv = [trainer.evaluate(buffer.episode_batch(i))["advantage"].item() for i in (0, 1)]
+    assert adv[0] > adv[1] + 0.3
+    weights = torch.exp(torch.tensor(adv).clamp(-cfg.advantage_clip, cfg.advantage_clip))
+    assert weights[0] > weights[1]
