@@ -1,0 +1,65 @@
+"""`aloe-ros bench learning` machinery with a tiny budget (the result itself is not asserted)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from aloe_ros.benchmarks.learning_report import load_rounds, results_table, success_plot
+
+AloeRos = str(Path(sys.executable).with_name("aloe-ros"))
+
+
+@pytest.mark.slow
+def test_one_short_round_through_the_full_loop_then_resume(tmp_path: Path) -> None:
+    out = tmp_path / "bench"
+    command = [AloeRos, "bench", "learning", "--method", "aloe", "--rounds", "1",
+               "--episodes-per-round", "1", "--seeds", "1", "--demo-episodes", "2",
+               "--bc-steps", "5", "--train-updates", "3", "--out", str(out)]
+    first = subprocess.run(command, capture_output=True, text=True, timeout=900, cwd=tmp_path)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    rounds = {r["round"]: r for r in load_rounds(out)}
+    assert set(rounds) == {0, 1}, "one training round and the evaluation round"
+    for result in rounds.values():
+        assert result["episodes"] == 1
+        assert result["successes"] + result["assisted_successes"] + result["failures"] == 1
+        assert result["robot_time_s"] > 0
+    assert rounds[0]["learner_time_s"] > 0 and rounds[1]["learner_time_s"] == 0
+    assert rounds[1]["policy"].endswith("round0/trained"), "round 1 deploys the trained actor"
+    assert (out / "aloe" / "seed0" / "round0" / "trained" / "policy.json").is_file()
+    bags = list((out / "aloe" / "seed0" / "round0" / "bags").iterdir())
+    assert bags, "each round records a bag"
+    assert (out / "success_per_round.png").stat().st_size > 1000
+    assert "| aloe | 1 (eval) |" in (out / "results.md").read_text()
+
+    again = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert again.returncode == 0, again.stdout[-2000:]
+    assert again.stdout.count("done earlier") == 2, "an interrupted or finished run resumes"
+
+
+def fake_round(method: str, seed: int, index: int, successes: int, trained: bool) -> dict:
+    return {"method": method, "seed": seed, "round": index, "policy": "p", "episodes": 10,
+            "successes": successes, "assisted_successes": 1, "failures": 9 - successes,
+            "takeovers": 3, "robot_time_s": 360.0, "learner_time_s": 12.0 if trained else 0.0,
+            "wall_time_s": 400.0, "episode_outcomes": []}
+
+
+def test_results_table_and_plot_average_over_seeds(tmp_path: Path) -> None:
+    for seed, successes in ((0, 2), (1, 4)):
+        for index, trained in ((0, True), (1, False)):
+            folder = tmp_path / "aloe" / f"seed{seed}" / f"round{index}"
+            folder.mkdir(parents=True)
+            (folder / "round.json").write_text(json.dumps(
+                fake_round("aloe", seed, index, successes + 4 * index, trained)))
+    rounds = load_rounds(tmp_path)
+    table = results_table(rounds)
+    assert "| aloe | 0 | 2 | 30 % (20-40) |" in table
+    assert "| aloe | 1 (eval) | 2 | 70 % (60-80) |" in table
+    # successes per robot hour: 2 and 4 successes in 0.1 h -> 20 and 40.
+    assert "30.0 (20.0-40.0)" in table
+    plot = success_plot(rounds, tmp_path / "plot.png", "test")
+    assert plot.stat().st_size > 1000
