@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "train-bc": "aloe_ros.commands.train_bc",
     "eval-sim": "aloe_ros.commands.eval_sim",
     "train": "aloe_ros.commands.train",
+    "check": "aloe_ros.commands.check",
     "bench": "aloe_ros.commands.bench",
 }
 
