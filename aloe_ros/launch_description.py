@@ -11,6 +11,7 @@ Launch arguments: ``sim:=true|false`` (default false: a real robot), ``record:=t
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from aloe_ros.config import TaskFile, find_task_config, load_task_config
@@ -97,5 +98,9 @@ def generate_task_launch_description(task: str) -> Any:
                               description="policy checkpoint directory (default: policy.path)"),
         # Camera frames: Fast DDS's large-data transport halves p99 latency on one host.
         SetEnvironmentVariable("FASTDDS_BUILTIN_TRANSPORTS", "LARGE_DATA"),
+        # DDS stays on this host unless the user opened it (ROS 2's own default is SUBNET);
+        # docs/reliability.md says how to reach a learner machine.
+        SetEnvironmentVariable("ROS_AUTOMATIC_DISCOVERY_RANGE",
+                               os.environ.get("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")),
         OpaqueFunction(function=_launch_setup, args=[task]),
     ])
