@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "train": "aloe_ros.commands.train",
     "check": "aloe_ros.commands.check",
     "bench": "aloe_ros.commands.bench",
+    "plot": "aloe_ros.commands.plot",
 }
 
 
