@@ -90,9 +90,26 @@ class GraphRunner:
         ]
         self.stopping = False
 
-    def start(self) -> None:
-        for node in self.nodes:
+    def start(self, recorder_ready: Callable[[], bool] | None = None,
+              recorder_timeout_s: float = 20.0) -> None:
+        """Start every node; the recorder first, so the episode's first events are on record.
+
+        ``recorder_ready`` (e.g. "the logger published its Status") is polled before the other
+        nodes start, for at most ``recorder_timeout_s``; without it the others start at once.
+        """
+        recorders = [n for n in self.nodes if n.entry.when == "record"]
+        for node in recorders:
             self._spawn(node)
+        if recorders and recorder_ready is not None:
+            deadline = time.monotonic() + recorder_timeout_s
+            while not recorder_ready() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if not recorder_ready():
+                log.warning("recorder not ready after %.0f s; starting the other nodes anyway",
+                            recorder_timeout_s)
+        for node in self.nodes:
+            if node not in recorders:
+                self._spawn(node)
 
     def _spawn(self, node: ManagedNode) -> None:
         node.process = subprocess.Popen(node.command, env=self.env, start_new_session=True,
@@ -179,7 +196,8 @@ class GraphRunner:
         return [n.entry.name for n in self.nodes if n.failures]
 
     def run(self, duration_s: float | None, report: Callable[[str], None],
-            tick: Callable[[float], None] | None = None, poll_period_s: float = 0.2) -> int:
+            tick: Callable[[float], None] | None = None, poll_period_s: float = 0.2,
+            recorder_ready: Callable[[], bool] | None = None) -> int:
         """Run until the duration ends, a signal arrives, or every node is gone; return the
         exit code (0: clean, 1: a node died)."""
         stop_requested = []
@@ -190,7 +208,7 @@ class GraphRunner:
         previous = {s: signal.signal(s, request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
         start = time.monotonic()
         try:
-            self.start()
+            self.start(recorder_ready)
             report(f"started {len(self.nodes)} node(s): "
                    + ", ".join(n.entry.name for n in self.nodes))
             while not stop_requested:

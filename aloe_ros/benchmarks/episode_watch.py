@@ -10,7 +10,7 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 
 from aloe_ros.config import TaskFile
-from aloe_ros.msg import EpisodeEvent, InterventionEvent
+from aloe_ros.msg import EpisodeEvent, InterventionEvent, Status
 from aloe_ros.nodes.common import qos_profile, stamp_to_seconds
 
 __all__ = ["EpisodeWatcher"]
@@ -30,6 +30,9 @@ class EpisodeWatcher:
                                       events)
         self.node.create_subscription(InterventionEvent, config.topics.intervention,
                                       self.on_intervention, events)
+        self.status_nodes: set[str] = set()
+        self.node.create_subscription(Status, config.topics.status,
+                                      lambda m: self.status_nodes.add(m.node), events)
         self.lock = threading.Lock()
         self.started: dict[int, float] = {}
         self.takeovers: dict[int, int] = {}

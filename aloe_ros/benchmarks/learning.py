@@ -122,7 +122,8 @@ def collect(plan: LearningBenchPlan, config_path: Path, policy: Path, bag_dir: P
     lines: list[str] = []
     reported = 0
     try:
-        runner.start()
+        # The recorder first, so the first episode's START is in the bag.
+        runner.start(lambda: "logger" in watcher.status_nodes)
         while len(watcher.finished) < plan.episodes_per_round:
             for line in runner.poll():
                 lines.append(line)
@@ -133,6 +134,11 @@ def collect(plan: LearningBenchPlan, config_path: Path, policy: Path, bag_dir: P
             if progress is not None and len(watcher.finished) != reported:
                 reported = len(watcher.finished)
                 progress(reported)
+            time.sleep(0.2)
+        # Let the recorder take the last outcome and the reset before everything stops.
+        settle = time.monotonic() + 2.0
+        while time.monotonic() < settle:
+            runner.poll()
             time.sleep(0.2)
     finally:
         runner.stop()

@@ -15,7 +15,7 @@ from rclpy.node import Node
 from sensor_msgs.msg import Image, JointState
 
 from aloe_ros.config import TaskFile
-from aloe_ros.msg import EpisodeEvent
+from aloe_ros.msg import EpisodeEvent, Status
 from aloe_ros.nodes.common import qos_profile
 
 __all__ = ["GraphMonitor"]
@@ -69,6 +69,9 @@ class GraphMonitor:
         self.seen_outcomes: set[tuple[int, int]] = set()
         for topic in {config.topics.episode, config.topics.sim_detector}:
             self.node.create_subscription(EpisodeEvent, topic, self.on_episode, events)
+        self.status_nodes: set[str] = set()
+        self.node.create_subscription(Status, config.topics.status,
+                                      lambda m: self.status_nodes.add(m.node), events)
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
         self.thread = threading.Thread(target=self._spin, daemon=True)
@@ -88,6 +91,10 @@ class GraphMonitor:
         if name and key not in self.seen_outcomes:
             self.seen_outcomes.add(key)
             self.outcomes[name] += 1
+
+    def has_status(self, node: str) -> bool:
+        """``node`` has published a Status message (it is up and spinning)."""
+        return node in self.status_nodes
 
     def summary(self) -> str:
         rates = " ".join(f"{name} {counter.rate():.0f}Hz" for name, counter in self.rates.items())
