@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import platform
 import shutil
 import tempfile
@@ -68,8 +69,9 @@ def run(args: argparse.Namespace) -> int:
         if not args.out:
             shutil.rmtree(out, ignore_errors=True)
     print()
-    print(f"machine: {platform.node()} ({platform.machine()}, {_cpus()} CPUs), {started}, "
-          f"suite took {result.duration_s:.0f} s")
+    load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
+    print(f"machine: {platform.node()} ({platform.machine()}, {_cpus()} CPUs, load average "
+          f"{load} at the end), {started}, suite took {result.duration_s:.0f} s")
     if result.not_started:
         print(f"FAILED: nodes never came up: {result.not_started}")
         return 1
@@ -91,7 +93,5 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _cpus() -> int:
-    import os
-
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
         os.cpu_count() or 0)

@@ -53,7 +53,7 @@ class FaultTrial:
     data_lost_s: float | None = None
     bag_detail: str = ""
     seen_topic: str = ""
-    last_seen_ns: int | None = None
+    last_seen_s: float | None = None     # header stamp of the node's last message seen
 
     @property
     def survived(self) -> bool:
@@ -75,16 +75,19 @@ def run_fault_trial(session: GraphSession, node: str, trial: int, rng: random.Ra
     policy_before = _running_policy(session)
     chunks_before = len(session.probe.chunks(time.time_ns() - 10_000_000_000))
     entry = session.managed(node).entry
+    old_pid = session.pid(node)
     killed_ns = session.kill(node)
     result = FaultTrial(node, trial, killed_ns, entry.respawn)
-    result.seen_topic, result.last_seen_ns = evidence_topic(session, node)
     session.sleep(observe_s)
     observed_ns = time.time_ns()
+    result.seen_topic, result.last_seen_s = evidence_topic(session, node, killed_ns)
 
     # The others: same process, and a Status after the kill.
     moved = [n for n in others if session.pid(n) != other_pids[n]]
     silent = session.missing_status(killed_ns + 1_000_000_000, others) if observe_s > 1.5 \
         else []
+    # A node still starting up after an earlier trial has not reported yet: not disturbed.
+    silent = [n for n in silent if session.probe.statuses(n, killed_ns - 5_000_000_000)]
     result.others_running = not moved and not silent
     result.others_detail = ("all ran on" if result.others_running else
                             "; ".join(p for p in (f"restarted: {moved}" if moved else "",
@@ -117,11 +120,20 @@ def run_fault_trial(session: GraphSession, node: str, trial: int, rng: random.Ra
         result.back_by = "suite"
     else:
         result.back_by = "runner"
-    back = session.wait(lambda: bool(session.probe.statuses(node, killed_ns + 1)),
-                        back_timeout_s, period_s=0.2)
+    spawned: dict[int, int] = {}
+
+    def new_process_reports() -> bool:
+        """A new process (not the killed pid) that has published Status since it started."""
+        pid = session.pid(node)
+        if pid is None or pid == old_pid:
+            return False
+        started_ns = spawned.setdefault(pid, time.time_ns())
+        return bool(session.probe.statuses(node, started_ns))
+
+    back = session.wait(new_process_reports, back_timeout_s, period_s=0.2)
     result.came_back = back
     if back:
-        first = session.probe.statuses(node, killed_ns + 1)[0]
+        first = session.probe.statuses(node, min(spawned.values()))[0]
         result.back_s = (first.received_ns - killed_ns) / 1e9
     if node == "learner":
         policy_after = _running_policy(session)
@@ -145,25 +157,28 @@ def _bags(record_dir: Path) -> list[Path]:
                   if p.is_dir() and not p.name.endswith(".unfinished"))
 
 
-def evidence_topic(session: GraphSession, node: str) -> tuple[str, int | None]:
-    """The stream by which the probe saw ``node`` last before a kill, and when (ns).
-
-    sim_robot: joint states; teleop: robot commands; others: their Status ("status:<node>").
-    """
+def evidence_topic(session: GraphSession, node: str, killed_ns: int
+                   ) -> tuple[str, float | None]:
+    """The stream by which the probe saw ``node`` last before a kill, and that message's
+    header stamp (s): sim_robot by its joint states, teleop by the robot commands, the others
+    by their Status ("status:<node>"). Stamps, not arrival times: a loaded recorder may take
+    a while to receive a message, but it must get it."""
     probe = session.probe
     topics = session.config.topics
+    limit = killed_ns / 1e9
     if node == "sim_robot":
-        states = probe.joint_states()
-        return topics.joint_states, (states[-1][0] if states else None)
+        stamps = [t for t in probe.joint_state_stamps() if t <= limit]
+        return topics.joint_states, (max(stamps) if stamps else None)
     if node == "teleop":
-        commands = probe.commands()
-        return topics.command, (commands[-1].received_ns if commands else None)
-    statuses = probe.statuses(node)
-    return f"status:{node}", (statuses[-1].received_ns if statuses else None)
+        stamps = [c.stamp_s for c in probe.commands() if c.stamp_s <= limit]
+        return topics.command, (max(stamps) if stamps else None)
+    stamps = [s.stamp_s for s in probe.statuses(node) if s.stamp_s <= limit]
+    return f"status:{node}", (max(stamps) if stamps else None)
 
 
-def _newest_in_bag(bag_path: str, topic: str, status_topic: str, limit_ns: int) -> int | None:
-    """Newest log time <= limit_ns of ``topic`` (``status:<node>``: that node's Status)."""
+def _newest_in_bag(bag_path: str, topic: str, status_topic: str, limit_s: float
+                   ) -> float | None:
+    """Newest header stamp <= limit_s of ``topic`` (``status:<node>``: that node's Status)."""
     from aloe_ros.io.bag_reader import Bag
 
     node = topic.split(":", 1)[1] if topic.startswith("status:") else None
@@ -172,10 +187,12 @@ def _newest_in_bag(bag_path: str, topic: str, status_topic: str, limit_ns: int) 
         if name not in bag.topics:
             return None
         newest = None
-        for _topic, msgtype, stamp, data in bag.messages([name]):
-            if stamp > limit_ns:
-                break
-            if node is None or str(bag.decode(msgtype, data).node) == node:
+        for _topic, msgtype, _log_ns, data in bag.messages([name]):
+            msg = bag.decode(msgtype, data)
+            if node is not None and str(msg.node) != node:
+                continue
+            stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+            if stamp <= limit_s and (newest is None or stamp > newest):
                 newest = stamp
         return newest
 
@@ -207,12 +224,12 @@ def judge_bags(trials: list[FaultTrial], record_dir: Path, status_topic: str) ->
                 "finished"
             trial.bag_detail = f"{name}: {how}, {bag_check.messages} msgs"
             continue
-        if trial.last_seen_ns is None:
+        if trial.last_seen_s is None:
             trial.bag_detail = f"the probe saw nothing on {trial.seen_topic}"
             continue
         try:
             newest = _newest_in_bag(bag_check.path, trial.seen_topic, status_topic,
-                                    trial.killed_ns + 500_000_000)
+                                    trial.killed_ns / 1e9)
         except BagError as exc:
             trial.bag_readable, trial.bag_detail = False, str(exc)
             continue
@@ -220,7 +237,7 @@ def judge_bags(trials: list[FaultTrial], record_dir: Path, status_topic: str) ->
             trial.data_lost_s = None
             trial.bag_detail = f"{name}: nothing on {trial.seen_topic}"
             continue
-        trial.data_lost_s = max(0.0, (trial.last_seen_ns - newest) / 1e9)
+        trial.data_lost_s = max(0.0, trial.last_seen_s - newest)
         trial.bag_detail = f"{name}: {trial.seen_topic} kept to the last message seen"
         if trial.data_lost_s > 0.05:
             trial.bag_detail = f"{name}: {trial.seen_topic} ends {trial.data_lost_s:.3f} s " \

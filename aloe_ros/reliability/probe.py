@@ -41,6 +41,7 @@ class CommandRecord:
 @dataclass(frozen=True)
 class StatusRecord:
     received_ns: int
+    stamp_s: float
     node: str
     control_source: str
     policy_version: str
@@ -52,6 +53,7 @@ class StatusRecord:
 class ProbeLog:
     commands: list[CommandRecord] = field(default_factory=list)
     joint_states: list[tuple[int, np.ndarray]] = field(default_factory=list)
+    joint_state_stamps: list[float] = field(default_factory=list)
     statuses: list[StatusRecord] = field(default_factory=list)
     chunks: list[tuple[int, str]] = field(default_factory=list)
     interventions: list[tuple[int, float, int]] = field(default_factory=list)
@@ -114,9 +116,11 @@ class GraphProbe:
             return
         with self.lock:
             self.log.joint_states.append((time.time_ns(), positions))
+            self.log.joint_state_stamps.append(stamp_to_seconds(msg.header.stamp))
 
     def _on_status(self, msg: Status) -> None:
-        record = StatusRecord(time.time_ns(), str(msg.node), str(msg.control_source),
+        record = StatusRecord(time.time_ns(), stamp_to_seconds(msg.header.stamp), str(msg.node),
+                              str(msg.control_source),
                               str(msg.policy_version),
                               dict(zip(msg.counter_names, (int(v) for v in msg.counter_values))),
                               str(msg.message))
@@ -143,6 +147,10 @@ class GraphProbe:
         with self.lock:
             return [j for j in self.log.joint_states if j[0] >= since_ns
                     and (until_ns is None or j[0] <= until_ns)]
+
+    def joint_state_stamps(self) -> list[float]:
+        with self.lock:
+            return list(self.log.joint_state_stamps)
 
     def statuses(self, node: str, since_ns: int = 0) -> list[StatusRecord]:
         with self.lock:
