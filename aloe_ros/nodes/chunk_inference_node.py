@@ -135,6 +135,7 @@ class ChunkInferenceNode(AloeNode):
         self.request_stamps: dict[int, object] = {}
 
         self.jobs: queue.Queue[InferenceJob | None] = queue.Queue(maxsize=1)
+        self.running = True
         self.worker = threading.Thread(target=self.inference_loop, name="inference",
                                        daemon=True)
         self.worker.start()
@@ -171,7 +172,6 @@ class ChunkInferenceNode(AloeNode):
         sys.setswitchinterval(CONTROL_SWITCH_INTERVAL_S)
         # The control loop is a thread on an absolute schedule (node clock, so sim time is
         # honoured): Python timers in an executor jitter by tens of ms under load.
-        self.running = True
         self.control_thread = threading.Thread(target=self.control_loop, name="control",
                                                daemon=True)
         self.control_thread.start()
@@ -361,7 +361,13 @@ class ChunkInferenceNode(AloeNode):
                                        time.perf_counter() - started, job.requested_at)
             # Handed over at once (not at the next tick): the chunk is usable from this tick.
             with self.lock:
-                self.handle_outcome(outcome)
+                if not self.running:
+                    return
+                try:
+                    self.handle_outcome(outcome)
+                except Exception as exc:  # noqa: BLE001 - the worker must outlive bad chunks
+                    self.count("inference_errors")
+                    self.problem(f"chunk handling failed: {type(exc).__name__}: {exc}")
 
     def observation(self, now: float) -> Observation | str:
         """An observation from fresh inputs, or why there is none (caller holds the lock)."""
@@ -522,13 +528,16 @@ class ChunkInferenceNode(AloeNode):
         self.status_pub.publish(msg)
 
     def close(self) -> None:
-        self.running = False
+        """Stop the control loop and the worker before the node's publishers go away."""
+        with self.lock:
+            self.running = False
         if self.control_thread.is_alive():
             self.control_thread.join(timeout=2.0)
         try:
-            self.jobs.put_nowait(None)
+            self.jobs.put(None, timeout=1.0)
         except queue.Full:
             pass
+        self.worker.join(timeout=5.0)
 
 
 def main(args: Sequence[str] | None = None) -> int:
