@@ -208,3 +208,35 @@ def test_teleop_node_in_shadow_mode_never_publishes_policy_commands_live(
 def test_shadow_state_is_in_the_config(tmp_path: Path, enabled: bool) -> None:
     path = write_task_config(tmp_path, overrides={"shadow": {"enabled": enabled}})
     assert TeleopController(load_task_config(path), sim=True).mux.shadow is enabled
+
+
+# ---- chunk_inference_node: the policy keeps running beside the human in shadow mode -------------
+def test_inference_keeps_running_during_takeover_in_shadow_mode(tmp_path: Path,
+                                                                ros_context) -> None:
+    from std_msgs.msg import Bool
+    from test_inference_node import Harness, task_yaml
+
+    config_path = task_yaml(tmp_path)
+    config_path.write_text(config_path.read_text() + "\nshadow: {enabled: true}\n")
+    h = Harness(ros_context, config_path)
+    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+
+    shadow_pub = h.driver.create_publisher(Bool, h.config.shadow.state_topic, QoSProfile(
+        depth=1, reliability=ReliabilityPolicy.RELIABLE,
+        durability=DurabilityPolicy.TRANSIENT_LOCAL))      # as teleop_node publishes it
+    try:
+        assert h.spin_until(lambda: len(h.chunks) >= 1 and len(h.commands) >= 5)
+        h.intervene(h.InterventionEvent.TAKEOVER)
+        count = len(h.commands)
+        assert h.spin_until(lambda: len(h.commands) >= count + 10)   # not paused
+        assert not h.node.executor_core.paused
+        # Live now (shadow off) while the human still drives: the policy pauses.
+        shadow_pub.publish(Bool(data=False))
+        assert h.spin_until(lambda: h.node.executor_core.paused)
+        # E-stop pauses in shadow mode as well.
+        shadow_pub.publish(Bool(data=True))
+        assert h.spin_until(lambda: not h.node.executor_core.paused)
+        h.intervene(h.InterventionEvent.ESTOP)
+        assert h.spin_until(lambda: h.node.executor_core.paused)
+    finally:
+        h.close()
