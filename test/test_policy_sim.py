@@ -99,3 +99,17 @@ def test_noise_scale_config_is_validated_and_applied(tmp_path: Path) -> None:
 
     obs = Observation(robot.render(), robot.positions.astype(np.float32), config.task.text)
     np.testing.assert_array_equal(policy.predict_chunk(obs), policy.predict_chunk(obs))
+
+
+def test_train_bc_reads_rosbags(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A bag recorded by the logger trains like an episode directory."""
+    from bag_synth import EpisodePlan, small_camera_overrides, write_synthetic_bag
+
+    task = write_task_config(tmp_path, overrides=small_camera_overrides())
+    write_synthetic_bag(tmp_path / "bag", load_task_config(task),
+                        [EpisodePlan(steps=40, takeover_at=None, handback_at=None)])
+    out = tmp_path / "from_bag"
+    assert main(["train-bc", str(tmp_path / "bag"), "--out", str(out), "--task", str(task),
+                 "--steps", "2", "--batch-size", "4", "--threads", "1"]) == 0
+    assert "1 episodes" in capsys.readouterr().out
+    assert load_policy(out).camera_names == ["top", "wrist"]
