@@ -19,6 +19,7 @@ from aloe_ros.io.bag_types import aloe_typestore, decode_cdr, recorded_topics
 
 def _extra_messages(config: Any) -> list[tuple[str, str, int, Any]]:
     from sensor_msgs.msg import Joy
+    from std_msgs.msg import Bool
 
     from aloe_ros.msg import CriticStats, PolicyUpdate, Status
 
@@ -36,7 +37,9 @@ def _extra_messages(config: Any) -> list[tuple[str, str, int, Any]]:
     return [(topics.joy, "sensor_msgs/msg/Joy", joy_t, joy),
             (topics.status, "aloe_ros/msg/Status", T0_NS + 11_000_000, status),
             (topics.critic_stats, "aloe_ros/msg/CriticStats", T0_NS + 12_000_000, stats),
-            (topics.policy_update, "aloe_ros/msg/PolicyUpdate", T0_NS + 13_000_000, update)]
+            (topics.policy_update, "aloe_ros/msg/PolicyUpdate", T0_NS + 13_000_000, update),
+            (config.shadow.state_topic, "std_msgs/msg/Bool", T0_NS + 14_000_000,
+             Bool(data=True))]
 
 
 @pytest.fixture(scope="module")
