@@ -1,0 +1,244 @@
+"""``aloe-ros bench value-quality``: the pipeline around the ground-truth estimator (no ROS).
+
+Under ``--run DIR`` (resumable: each stage skips what is on disk):
+
+1. ``data/demos``: scripted-expert demonstrations, recorded with a sim snapshot per step;
+2. ``base/``: a short behaviour-cloning run on them (the weak policy that collects), unless a
+   base policy is given;
+3. ``data/policy``: closed-loop episodes of the base policy, with snapshots (the logged data);
+4. ``train/<method>``: ``aloe-ros train --method M`` on demos + logged episodes, starting from
+   the base actor. Its actor is that method's *current* policy: it changed once since the data
+   was collected, so a value of the behaviour is not a value of the current policy;
+5. ``eval/``: N sampled logged chunks; per method, its critic's predictions and the ground truth
+   Q^{pi_M} from R rollouts of its own current actor (``truth_<method>.json`` caches them);
+   ``value_quality.json`` and ``value_quality.md`` hold the table.
+
+The logged chunks are produced without ROS (sim_rollouts with snapshots), not read from bags:
+the bags of ``bench learning`` do not carry the sim state a rollout would need to restore.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from aloe_ros.benchmarks.value_quality import (
+    LoggedChunk,
+    SimSnapshot,
+    ground_truth_value,
+    logged_chunks,
+    make_snapshotting_robot,
+)
+from aloe_ros.config import TaskFile, load_task_config
+from aloe_ros.io.episodes import Episode
+
+__all__ = ["ValueQualityPlan", "correlation_table", "run_value_quality"]
+
+log = logging.getLogger(__name__)
+CRITIC_METHODS = ("aloe", "td1", "awr_mc")
+IMAGE_SIZE = (48, 64)   # the built-in actor's input; recorded frames are stored at this size
+
+
+@dataclass
+class ValueQualityPlan:
+    task: str
+    out: Path
+    methods: list[str] = field(default_factory=lambda: list(CRITIC_METHODS))
+    base_policy: Path | None = None
+    demo_episodes: int = 6
+    bc_steps: int = 300
+    policy_episodes: int = 6
+    train_updates: int = 300
+    batch_size: int | None = None
+    chunks: int = 32
+    rollouts: int = 4
+    seed: int = 0
+    threads: int = 1
+
+
+def _cli(argv: list[str]) -> None:
+    from aloe_ros.cli import main
+
+    code = main(argv)
+    if code != 0:
+        raise RuntimeError(f"aloe-ros {' '.join(argv)} failed with exit code {code}")
+
+
+def _save_episode(folder: Path, episode: Episode, snapshots: list[SimSnapshot]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = f"episode_{episode.episode_id:05d}"
+    (folder / f"{stem}.snapshots.json").write_text(
+        json.dumps([s.to_json() for s in snapshots]))
+    episode.save(folder / f"{stem}.npz")
+
+
+def load_logged(folder: Path) -> list[tuple[Episode, list[SimSnapshot]]]:
+    out = []
+    for path in sorted(folder.glob("episode_*.npz")):
+        snapshots = json.loads(path.with_suffix(".snapshots.json").read_text())
+        out.append((Episode.load(path), [SimSnapshot.from_json(s) for s in snapshots]))
+    return out
+
+
+def record_data(plan: ValueQualityPlan, config: TaskFile, report: Callable[[str], None]) -> None:
+    """Stages 1-3: demos with snapshots, the base policy, the base policy's episodes."""
+    from aloe_ros.policies.checkpoint import load_policy
+    from aloe_ros.policies.sim_rollouts import record_expert_episode, rollout_policy
+
+    robot = make_snapshotting_robot(config, IMAGE_SIZE)
+    demos = plan.out / "data" / "demos"
+    if not any(demos.glob("*.npz")):
+        for i in range(plan.demo_episodes):
+            result = record_expert_episode(config, robot, seed=plan.seed * 10_000 + i,
+                                           episode_id=i)
+            _save_episode(demos, result.episode, robot.snapshots)
+        report(f"recorded {plan.demo_episodes} demonstrations")
+    base = plan.base_policy or plan.out / "base"
+    if not (base / "policy.json").is_file():
+        _cli(["train-bc", str(demos), "--out", str(base), "--task", str(config.source_path),
+              "--steps", str(plan.bc_steps), "--seed", str(plan.seed),
+              "--threads", str(plan.threads)])
+    logged = plan.out / "data" / "policy"
+    if not any(logged.glob("*.npz")):
+        policy = load_policy(base)
+        successes = 0
+        for i in range(plan.policy_episodes):
+            result = rollout_policy(config, robot, policy, seed=plan.seed * 10_000 + 500 + i,
+                                    episode_id=1000 + i, record_images=True)
+            successes += int(result.success)
+            _save_episode(logged, result.episode, robot.snapshots)
+        report(f"base policy: {successes}/{plan.policy_episodes} successes in the logged "
+               "episodes")
+
+
+def train_methods(plan: ValueQualityPlan, config: TaskFile, report: Callable[[str], None]
+                  ) -> dict[str, Path]:
+    """Stage 4: one ``aloe-ros train`` per method, from the base actor, on all logged data."""
+    base = plan.base_policy or plan.out / "base"
+    data = [plan.out / "data" / "demos", plan.out / "data" / "policy"]
+    out: dict[str, Path] = {}
+    for method in plan.methods:
+        folder = plan.out / "train" / method
+        if not (folder / "learner" / "learner.json").is_file():
+            report(f"training {method} ({plan.train_updates} updates)")
+            argv = ["train", *map(str, data), "--out", str(folder), "--task",
+                    str(config.source_path), "--policy", str(base), "--method", method,
+                    "--updates", str(plan.train_updates), "--no-plots",
+                    "--threads", str(plan.threads)]
+            if plan.batch_size:
+                argv += ["--batch-size", str(plan.batch_size)]
+            _cli(argv)
+        out[method] = folder
+    return out
+
+
+def sample_chunks(plan: ValueQualityPlan, config: TaskFile) -> list[LoggedChunk]:
+    """N chunks drawn uniformly (seeded) from all logged episodes, demos and policy alike."""
+    every: list[LoggedChunk] = []
+    for folder in ("demos", "policy"):
+        for episode, snapshots in load_logged(plan.out / "data" / folder):
+            every += logged_chunks(episode, snapshots, config)
+    rng = np.random.default_rng(plan.seed)
+    picks = rng.choice(len(every), size=min(plan.chunks, len(every)), replace=False)
+    return [every[i] for i in sorted(picks)]
+
+
+def chunk_key(chunk: LoggedChunk) -> str:
+    return f"{chunk.episode_id}:{chunk.start}"
+
+
+def ground_truths(plan: ValueQualityPlan, config: TaskFile, method: str, actor: Any,
+                  chunks: list[LoggedChunk], report: Callable[[str], None]) -> list[float]:
+    """Q^{pi_M} per chunk, cached in eval/truth_<method>.json (resumable, per chunk)."""
+    cache_path = plan.out / "eval" / f"truth_{method}.json"
+    cache: dict[str, Any] = (json.loads(cache_path.read_text()) if cache_path.is_file()
+                             else {})
+    if cache.get("rollouts") != plan.rollouts:
+        cache = {"rollouts": plan.rollouts, "values": {}}
+    robot = make_snapshotting_robot(config, IMAGE_SIZE)
+    values: list[float] = []
+    for i, chunk in enumerate(chunks):
+        key = chunk_key(chunk)
+        if key not in cache["values"]:
+            truth = ground_truth_value(config, robot, chunk.snapshot,
+                                       chunk.actions[:chunk.valid_steps], actor,
+                                       rollouts=plan.rollouts, seed=plan.seed + i)
+            cache["values"][key] = asdict(truth)
+            cache_path.parent.mkdir(parents=True, exist_ok=True)
+            cache_path.write_text(json.dumps(cache))
+            report(f"{method}: ground truth {i + 1}/{len(chunks)} = {truth.value:.3f} "
+                   f"({truth.successes}/{len(truth.returns)} successes)")
+        values.append(float(cache["values"][key]["value"]))
+    return values
+
+
+def _spearman(prediction: np.ndarray, truth: np.ndarray) -> float:
+    from scipy.stats import spearmanr
+
+    if len(truth) < 2 or np.ptp(truth) == 0 or np.ptp(prediction) == 0:
+        return math.nan   # a constant column has no ranking
+    return float(spearmanr(prediction, truth).statistic)
+
+
+def evaluate(plan: ValueQualityPlan, config: TaskFile, checkpoints: dict[str, Path],
+             report: Callable[[str], None]) -> list[dict[str, Any]]:
+    """Stage 5: one row per (method, prediction): Spearman, MAE and means against truth."""
+    from aloe_ros.benchmarks.critic_scores import load_scorer
+
+    chunks = sample_chunks(plan, config)
+    logged_return = np.array([c.mc_return for c in chunks])
+    rows: list[dict[str, Any]] = []
+    for method, folder in checkpoints.items():
+        scorer = load_scorer(config, folder)
+        truth = np.array(ground_truths(plan, config, method, scorer.actor, chunks, report))
+        predictions = scorer.score(chunks)
+        predictions["logged return G_t (reference)"] = logged_return
+        for name, prediction in predictions.items():
+            rows.append({
+                "method": method, "prediction": name, "chunks": len(chunks),
+                "spearman": _spearman(prediction, truth),
+                "mae": float(np.mean(np.abs(prediction - truth))),
+                "mean_prediction": float(np.mean(prediction)),
+                "mean_truth": float(np.mean(truth)), "truth_std": float(np.std(truth)),
+                "truth_nonzero": int(np.sum(truth > 0)),
+            })
+    return rows
+
+
+def correlation_table(rows: list[dict[str, Any]]) -> str:
+    """Markdown table of the rows of :func:`evaluate`."""
+    def num(value: float) -> str:
+        return "n/a" if math.isnan(value) else f"{value:.3f}"
+
+    lines = ["| method | prediction | chunks | Spearman | MAE | mean pred | mean truth "
+             "| truth > 0 |", "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['method']} | {r['prediction']} | {r['chunks']} | "
+                     f"{num(r['spearman'])} | {num(r['mae'])} | {num(r['mean_prediction'])} | "
+                     f"{num(r['mean_truth'])} | {r['truth_nonzero']} |")
+    return "\n".join(lines)
+
+
+def run_value_quality(plan: ValueQualityPlan, report: Callable[[str], None] = print
+                      ) -> list[dict[str, Any]]:
+    """All stages; writes eval/value_quality.json and eval/value_quality.md."""
+    config = load_task_config(plan.task)
+    plan.out.mkdir(parents=True, exist_ok=True)
+    (plan.out / "plan.json").write_text(json.dumps(
+        {**asdict(plan), "out": str(plan.out),
+         "base_policy": str(plan.base_policy) if plan.base_policy else None}, indent=1))
+    record_data(plan, config, report)
+    checkpoints = train_methods(plan, config, report)
+    rows = evaluate(plan, config, checkpoints, report)
+    folder = plan.out / "eval"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "value_quality.json").write_text(json.dumps(rows, indent=1))
+    (folder / "value_quality.md").write_text(correlation_table(rows) + "\n")
+    return rows
