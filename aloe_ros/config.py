@@ -420,9 +420,15 @@ class LearningConfig:
 
 @dataclass
 class SimConfig:
-    """The built-in simulated bimanual robot (used when the graph starts with sim)."""
+    """The simulated bimanual robot (used when the graph starts with sim).
 
-    scene: Literal["pack_phone", "fold_laundry", "pick_place"] = "pack_phone"
+    backend: builtin (kinematic sim, scenes pack_phone / fold_laundry / pick_place) or
+    aloha_mujoco (gym-aloha's MuJoCo ViperX pair, scenes transfer_cube / insertion).
+    """
+
+    scene: Literal["pack_phone", "fold_laundry", "pick_place", "transfer_cube",
+                   "insertion"] = "pack_phone"
+    backend: Literal["builtin", "aloha_mujoco"] = "builtin"
     seed: int = 0
     # Physics and joint-state rate; cameras render at their own fps.
     physics_rate_hz: float = 60.0
@@ -436,6 +442,11 @@ class SimConfig:
             raise ConfigError("physics_rate_hz", f"must be > 0, got {self.physics_rate_hz}")
         if not 0 <= self.randomization <= 1:
             raise ConfigError("randomization", f"must be in [0, 1], got {self.randomization}")
+        mujoco_scenes = ("transfer_cube", "insertion")
+        if (self.backend == "aloha_mujoco") != (self.scene in mujoco_scenes):
+            raise ConfigError("scene", f"{self.scene!r} is not a scene of backend "
+                                       f"{self.backend!r} (aloha_mujoco: {', '.join(mujoco_scenes)};"
+                                       " builtin: pack_phone, fold_laundry, pick_place)")
 
 
 OutputType = Literal["joint_state", "forward_position", "joint_trajectory"]

@@ -20,10 +20,22 @@ from std_srvs.srv import Trigger
 from aloe_ros.io.images import fill_image
 from aloe_ros.msg import EpisodeEvent, Status
 from aloe_ros.nodes.common import AloeNode, run_node
+from aloe_ros.config import RobotConfig, SimConfig
 from aloe_ros.sim.robot import CommandError, SimRobot, SimStep
 
 SIM_STATE_TOPIC = "/aloe/sim/state"
 MAX_CATCH_UP = 5
+
+
+def make_sim_robot(robot: RobotConfig, sim: SimConfig, cameras: dict[str, tuple[int, int]],
+                   episode_timeout_s: float) -> SimRobot:
+    """The robot of sim.backend; the MuJoCo one (aloha_mujoco) imports mujoco only when chosen."""
+    if sim.backend == "aloha_mujoco":
+        from aloe_ros.sim.aloha_mujoco import AlohaMujocoRobot
+
+        # Same surface as SimRobot (command, step, render, reset, positions, privileged_state).
+        return AlohaMujocoRobot(robot, sim, cameras, episode_timeout_s)  # type: ignore[return-value]
+    return SimRobot(robot, sim, cameras, episode_timeout_s)
 
 
 class SimRobotNode(AloeNode):
@@ -31,7 +43,7 @@ class SimRobotNode(AloeNode):
         super().__init__("sim_robot")
         cfg = self.config
         self.sim_cameras = [c for c in cfg.cameras if c.source == "sim"]
-        self.robot = SimRobot(
+        self.robot = make_sim_robot(
             cfg.robot, cfg.sim, {c.name: (c.height, c.width) for c in self.sim_cameras},
             cfg.task.episode_timeout_s,
         )
@@ -67,7 +79,7 @@ class SimRobotNode(AloeNode):
         self.create_timer(self.dt, self.on_physics_tick)
         self.create_timer(1.0, self.publish_status)
         self.get_logger().info(
-            f"sim '{cfg.sim.scene}' up: {len(self.joint_names)} joints at "
+            f"sim '{cfg.sim.scene}' ({cfg.sim.backend}) up: {len(self.joint_names)} joints at "
             f"{cfg.sim.physics_rate_hz:g} Hz, cameras "
             + ", ".join(f"{c.name} {c.width}x{c.height}@{c.fps:g}" for c in self.sim_cameras)
         )
