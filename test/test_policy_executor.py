@@ -226,3 +226,22 @@ def test_property_no_idle_and_bounded_steps(latency: int, execute: int, blend: s
     assert executor.counters.idle_ticks == 0
     array = np.array([c for c in commands if c is not None])
     assert np.all(np.abs(np.diff(array, axis=0)) <= 6.0 / RATE + 1e-12)
+
+
+def test_observation_needs_fresh_state_and_every_camera() -> None:
+    from aloe_ros.policies.task_policy import assemble_observation
+
+    frame = np.zeros((2, 2, 3), np.uint8)
+    state = (np.zeros(D), 10.0)
+    fresh = {"a": (frame, 10.0), "b": (frame, 9.9)}
+    assert assemble_observation(None, fresh, ["a"], 10.0, 0.25, "t") == "no joint state yet"
+    assert "joint state is 0.30 s old" in str(
+        assemble_observation((np.zeros(D), 9.7), fresh, ["a"], 10.0, 0.25, "t"))
+    assert "no image from camera c" in str(
+        assemble_observation(state, fresh, ["a", "c"], 10.0, 0.25, "t"))
+    stale = {"a": (frame, 10.0), "b": (frame, 9.5)}
+    assert "camera b image is 0.50 s old" in str(
+        assemble_observation(state, stale, ["a", "b"], 10.0, 0.25, "t"))
+    ok = assemble_observation(state, fresh, ["a", "b"], 10.1, 0.25, "pack")
+    assert not isinstance(ok, str)
+    assert ok.task == "pack" and ok.stamp == 10.0 and set(ok.images) == {"a", "b"}

@@ -37,48 +37,21 @@ from rclpy.time import Time
 from sensor_msgs.msg import CompressedImage, Image, JointState
 from std_msgs.msg import Bool
 
-from aloe_ros.config import ConfigError, TaskFile
+from aloe_ros.config import ConfigError
 from aloe_ros.io.images import ImageError, edge_frame
 from aloe_ros.msg import ActionChunk, EpisodeEvent, InterventionEvent, PolicyUpdate, Status
 from aloe_ros.nodes.common import AloeNode, run_node, stamp_to_seconds
 from aloe_ros.policies.base import ChunkPolicy, Observation, PolicyError
 from aloe_ros.policies.executor import ChunkExecutor, InferenceRequest
+from aloe_ros.policies.task_policy import (  # noqa: F401 - load_task_policy: public here too
+    assemble_observation,
+    load_task_policy,
+    policy_mismatch,
+)
 
 INFERENCE_THREADS = 4
 CONTROL_SWITCH_INTERVAL_S = 0.001
 EPISODE_FLUSH_KINDS = (EpisodeEvent.START, EpisodeEvent.RESET)
-
-
-def policy_mismatch(policy: ChunkPolicy, config: TaskFile) -> str | None:
-    """Why ``policy`` cannot drive this robot (joint names/order, cameras, action dim)."""
-    joints = list(config.robot.joint_names)
-    if policy.action_dim != len(joints):
-        return (f"policy action_dim {policy.action_dim} != {len(joints)} joints in "
-                "robot.joint_names")
-    if list(policy.joint_names) != joints:
-        return (f"policy joint names/order {list(policy.joint_names)} differ from "
-                f"robot.joint_names {joints}")
-    cameras = {c.name for c in config.cameras}
-    missing = [c for c in policy.camera_names if c not in cameras]
-    if missing:
-        return f"policy needs camera(s) {missing}; the task has {sorted(cameras)}"
-    return None
-
-
-def load_task_policy(config: TaskFile, path: str, *, root: str | None = None,
-                     expected_sha256: str | None = None) -> ChunkPolicy:
-    """The task's policy from ``path`` (built-in or LeRobot); PolicyError when unusable."""
-    from aloe_ros.policies.checkpoint import LeRobotBinding, apply_inference_settings, load_policy
-
-    binding = LeRobotBinding(list(config.robot.joint_names), [c.name for c in config.cameras],
-                             dict(config.policy.camera_keys), config.task.text)
-    policy = load_policy(path, root=root, expected_sha256=expected_sha256,
-                         kind=config.policy.kind, device=config.policy.device, binding=binding)
-    problem = policy_mismatch(policy, config)
-    if problem is not None:
-        raise PolicyError(f"checkpoint {path}: {problem}")
-    return apply_inference_settings(policy, flow_steps=config.policy.flow_steps,
-                                    noise_scale=config.policy.noise_scale)
 
 
 @dataclass
@@ -371,22 +344,10 @@ class ChunkInferenceNode(AloeNode):
 
     def observation(self, now: float) -> Observation | str:
         """An observation from fresh inputs, or why there is none (caller holds the lock)."""
-        max_age = self.config.policy.max_observation_age_s
-        if self.latest_state is None:
-            return "no joint state yet"
-        state, state_stamp = self.latest_state
-        if now - state_stamp > max_age:
-            return f"joint state is {now - state_stamp:.2f} s old (max {max_age} s)"
-        images = {}
-        for camera in self.policy.camera_names:
-            if camera not in self.latest_images:
-                return f"no image from camera {camera} yet"
-            frame, stamp = self.latest_images[camera]
-            if now - stamp > max_age:
-                return f"camera {camera} image is {now - stamp:.2f} s old (max {max_age} s)"
-            images[camera] = frame
-        newest = max([state_stamp] + [self.latest_images[c][1] for c in self.policy.camera_names])
-        return Observation(images, state.astype(np.float32), self.config.task.text, newest)
+        return assemble_observation(self.latest_state, self.latest_images,
+                                    self.policy.camera_names, now,
+                                    self.config.policy.max_observation_age_s,
+                                    self.config.task.text)
 
     def control_loop(self) -> None:
         """Run on_control_tick every 1/rate s of node-clock time, on an absolute schedule.
