@@ -9,6 +9,7 @@ anything would make the loop unsafe or wrong, 2 on a configuration error.
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from typing import Any
 
@@ -21,6 +22,7 @@ from aloe_ros.bringup_check import (
     format_table,
 )
 from aloe_ros.config import ConfigError, TaskFile, load_task_config
+from aloe_ros.runner import node_environment
 
 HELP = ("bring-up check: listen to the task's topics on a live system; report rates, joint "
         "names and limits, cameras, clock and controllers; exit 1 on any problem")
@@ -58,6 +60,10 @@ def listen(config: TaskFile, duration_s: float, *, sim: bool) -> GraphSnapshot:
     from sensor_msgs.msg import CompressedImage, Image, JointState, Joy
     from std_msgs.msg import String
 
+    # The DDS settings `aloe-ros up` gives its nodes (large frames over SHM/TCP, not fragmented
+    # UDP that best effort loses; discovery on this host): export them to choose others.
+    for key in ("FASTDDS_BUILTIN_TRANSPORTS", "ROS_AUTOMATIC_DISCOVERY_RANGE"):
+        os.environ.setdefault(key, node_environment({})[key])
     context = rclpy.Context()
     rclpy.init(context=context)
     node = rclpy.create_node("aloe_check", context=context)
