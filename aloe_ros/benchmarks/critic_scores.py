@@ -95,7 +95,7 @@ def load_scorer(config: TaskFile, checkpoint: Path | str, *, device: str = "cpu"
     checkpoint = Path(checkpoint)
     meta = json.loads((checkpoint / LEARNER_DIR / META_FILE).read_text())
     config = copy.deepcopy(config)
-    config.learning.method = str(meta["method"])
+    config.learning.method = meta["method"]
     config.learning.device = device
     actor = load_policy(checkpoint, device=device)
     trainer = build_trainer(config, actor, device=device)  # type: ignore[arg-type]

@@ -1,8 +1,9 @@
-"""``aloe-ros bench value-quality``: critics against ground-truth current-policy values in the sim."""
+"""``aloe-ros bench value-quality``: critics against ground-truth current-policy values (sim)."""
 
 from __future__ import annotations
 
 import argparse
+import logging
 import platform
 import time
 from pathlib import Path
@@ -52,6 +53,8 @@ def run(args: argparse.Namespace) -> int:
             return 2
     if args.threads > 0:
         torch.set_num_threads(args.threads)
+    # Every ground-truth rollout ends an episode; the sim's per-episode line would flood.
+    logging.getLogger("aloe_ros.sim.robot").setLevel(logging.WARNING)
     plan = ValueQualityPlan(
         task=args.task, out=args.run, methods=list(args.method), base_policy=args.base_policy,
         demo_episodes=args.demo_episodes, bc_steps=args.bc_steps,

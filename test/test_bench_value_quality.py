@@ -1,0 +1,205 @@
+"""Value quality: ground truth from sim snapshots (known answers) and the bench command (tiny)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from aloe_ros.benchmarks.value_quality import (
+    SimSnapshot,
+    ground_truth_value,
+    logged_chunks,
+    make_snapshotting_robot,
+    replay_then_policy,
+)
+from aloe_ros.config import TaskFile, load_task_config
+from aloe_ros.policies.base import Observation
+from aloe_ros.policies.sim_rollouts import record_expert_episode
+
+IMAGE_SIZE = (24, 32)
+
+
+class NeverCalledPolicy:
+    """A current policy that must not be asked: the chunk itself decides the episode."""
+
+    chunk_horizon = 50
+    version = "never"
+
+    def reset(self) -> None:
+        pass
+
+    def predict_chunk(self, observation: Observation) -> np.ndarray:
+        raise AssertionError("the policy was queried after a chunk that ended the episode")
+
+
+class ReplayPolicy:
+    """Plays back a logged action sequence from the observation's episode time (a scripted
+    'current policy' whose outcome from any restored state is known)."""
+
+    version = "replay"
+
+    def __init__(self, actions: np.ndarray, rate_hz: float, chunk_horizon: int = 50) -> None:
+        self.actions = actions
+        self.rate_hz = rate_hz
+        self.chunk_horizon = chunk_horizon
+        self.calls = 0
+
+    def reset(self) -> None:
+        pass
+
+    def predict_chunk(self, observation: Observation) -> np.ndarray:
+        self.calls += 1
+        step = int(round(observation.stamp * self.rate_hz))
+        index = np.minimum(np.arange(step, step + self.chunk_horizon), len(self.actions) - 1)
+        return self.actions[index]
+
+
+@pytest.fixture(scope="module")
+def config() -> TaskFile:
+    config = load_task_config("pack_phone")
+    config.policy.blend = "none"          # the executor passes the replayed rows unchanged
+    return config
+
+
+@pytest.fixture(scope="module")
+def expert_episode(config: TaskFile):  # type: ignore[no-untyped-def]
+    robot = make_snapshotting_robot(config, IMAGE_SIZE)
+    result = record_expert_episode(config, robot, seed=3, episode_id=0)
+    assert result.success
+    return result.episode, list(robot.snapshots)
+
+
+def test_snapshot_per_step_and_json_round_trip(config: TaskFile, expert_episode) -> None:  # type: ignore[no-untyped-def]
+    episode, snapshots = expert_episode
+    assert len(snapshots) == len(episode)
+    assert episode.images["top"].shape[1:3] == IMAGE_SIZE   # stored downsampled
+    middle = snapshots[len(snapshots) // 2]
+    again = SimSnapshot.from_json(json.loads(json.dumps(middle.to_json())))
+    assert again == middle
+    robot = make_snapshotting_robot(config, IMAGE_SIZE)
+    again.restore(robot)
+    np.testing.assert_allclose(robot.positions, middle.positions)
+    assert robot.scene.objects["phone"].held_by == middle.objects["phone"]["held_by"]
+    assert robot.outcome is None
+
+
+def test_replaying_the_logged_actions_reproduces_the_episode(config: TaskFile,
+                                                             expert_episode) -> None:  # type: ignore[no-untyped-def]
+    """The sim is deterministic given commands: from the snapshot at t, the logged actions end
+    the episode in success on the logged last tick, so the return is gamma^(T-1-t)."""
+    episode, snapshots = expert_episode
+    robot = make_snapshotting_robot(config, IMAGE_SIZE)
+    gamma = config.learning.gamma
+    steps = len(episode)
+    for t in (0, steps // 3, steps - 10):
+        value, ticks, reason = replay_then_policy(config, robot, snapshots[t],
+                                                  episode.actions[t:], None, gamma)
+        assert reason == "phone in box"
+        assert ticks == steps - t
+        assert value == pytest.approx(gamma ** (steps - 1 - t))
+
+
+def test_chunk_that_completes_the_task_has_value_gamma_to_the_k(config: TaskFile,
+                                                                 expert_episode) -> None:  # type: ignore[no-untyped-def]
+    episode, snapshots = expert_episode
+    chunks = logged_chunks(episode, snapshots, config)
+    last = chunks[-1]
+    assert last.done and last.start + last.valid_steps == len(episode)
+    robot = make_snapshotting_robot(config, IMAGE_SIZE)
+    truth = ground_truth_value(config, robot, last.snapshot,
+                               last.actions[:last.valid_steps], NeverCalledPolicy(),  # type: ignore[arg-type]
+                               rollouts=3)
+    gamma = config.learning.gamma
+    assert truth.value == pytest.approx(gamma ** (last.valid_steps - 1))
+    assert truth.value == pytest.approx(last.mc_return)
+    assert len(truth.returns) == 1          # decided inside the chunk: no repeated rollouts
+    # A chunk that does not end the episode: the logged return is the behaviour's, from t.
+    first = chunks[0]
+    assert not first.done and first.mc_return == pytest.approx(gamma ** (len(episode) - 1))
+
+
+def test_scripted_policy_from_a_restored_state_gets_the_known_value(config: TaskFile,
+                                                                    expert_episode) -> None:  # type: ignore[no-untyped-def]
+    """Ground truth with a 'current policy' that replays the expert: executes the logged chunk,
+    then the policy finishes the task exactly as logged -> gamma^(T-1-t)."""
+    episode, snapshots = expert_episode
+    chunks = logged_chunks(episode, snapshots, config)
+    chunk = chunks[1]
+    policy = ReplayPolicy(episode.actions, config.robot.control_rate_hz)
+    robot = make_snapshotting_robot(config, IMAGE_SIZE)
+    truth = ground_truth_value(config, robot, chunk.snapshot,
+                               chunk.actions[:chunk.valid_steps], policy,  # type: ignore[arg-type]
+                               rollouts=2)
+    assert policy.calls > 0
+    assert truth.successes == 2
+    assert truth.value == pytest.approx(config.learning.gamma ** (len(episode) - 1 - chunk.start))
+    # A policy that never moves again from there cannot succeed: value 0 (timeout).
+    frozen = ReplayPolicy(chunk.actions[chunk.valid_steps - 1:chunk.valid_steps],
+                          config.robot.control_rate_hz)
+    saved = config.task.episode_timeout_s
+    config.task.episode_timeout_s = chunk.snapshot.time_s + 2.0
+    try:
+        robot = make_snapshotting_robot(config, IMAGE_SIZE)
+        stuck = ground_truth_value(config, robot, chunk.snapshot,
+                                   chunk.actions[:chunk.valid_steps], frozen,  # type: ignore[arg-type]
+                                   rollouts=1)
+    finally:
+        config.task.episode_timeout_s = saved
+    assert stuck.value == 0.0 and stuck.successes == 0
+
+
+def test_bench_value_quality_command_tiny_budget(tmp_path: Path) -> None:
+    """The whole pipeline with a tiny budget: data, three trainings, ground truth, table."""
+    from aloe_ros.benchmarks.critic_scores import load_scorer
+    from aloe_ros.benchmarks.value_quality_run import (
+        ValueQualityPlan,
+        load_logged,
+        sample_chunks,
+    )
+    from aloe_ros.cli import main
+
+    data = yaml.safe_load((Path(load_task_config("pack_phone").source_path)).read_text())
+    data["task"]["episode_timeout_s"] = 2.0
+    data["learning"].update(ensemble_size=2, critic_width=16, critic_image_size=16,
+                            batch_size=4, value_samples=1)
+    task = tmp_path / "tiny.yaml"
+    task.write_text(yaml.safe_dump(data, sort_keys=False))
+    run = tmp_path / "vq"
+    argv = ["bench", "value-quality", "--run", str(run), "--task", str(task), "--chunks", "4",
+            "--rollouts", "1", "--demo-episodes", "1", "--policy-episodes", "1",
+            "--bc-steps", "2", "--train-updates", "2"]
+    assert main(argv) == 0
+    rows = json.loads((run / "eval" / "value_quality.json").read_text())
+    predictions = {(r["method"], r["prediction"]) for r in rows}
+    assert {("aloe", "Q min"), ("td1", "Q min"), ("awr_mc", "R + g^k V(o')"),
+            ("awr_mc", "V(o)")} <= predictions
+    assert all(r["chunks"] == 4 and np.isfinite(r["mae"]) for r in rows)
+    table = (run / "eval" / "value_quality.md").read_text()
+    assert "| aloe | Q min | 4 |" in table and "Spearman" in table
+    for method in ("aloe", "td1", "awr_mc"):
+        truth = json.loads((run / "eval" / f"truth_{method}.json").read_text())
+        assert len(truth["values"]) == 4
+    assert len(load_logged(run / "data" / "policy")) == 1
+
+    # Scoring follows each trainer's definition: td1 sees only the chunk's first step.
+    config = load_task_config(task)
+    plan = ValueQualityPlan(task=str(task), out=run, chunks=4)
+    chunks = sample_chunks(plan, config)
+    td1 = load_scorer(config, run / "train" / "td1")
+    aloe = load_scorer(config, run / "train" / "aloe")
+    before_td1, before_aloe = td1.score(chunks)["Q min"], aloe.score(chunks)["Q min"]
+    for chunk in chunks:
+        chunk.actions = chunk.actions.copy()
+        chunk.actions[1:] += 0.5
+        chunk.valid_steps = max(chunk.valid_steps, 2)
+    np.testing.assert_allclose(td1.score(chunks)["Q min"], before_td1, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(aloe.score(chunks)["Q min"], before_aloe)
+
+    # Resumable: a rerun reuses data, critics and cached ground truth.
+    stamp = (run / "train" / "aloe" / "learner" / "learner.json").stat().st_mtime_ns
+    assert main(argv) == 0
+    assert (run / "train" / "aloe" / "learner" / "learner.json").stat().st_mtime_ns == stamp
