@@ -57,12 +57,18 @@ def mcap_file(bag: Path) -> Path:
 
 
 def find_unfinished_bags(record_dir: Path) -> list[Path]:
-    """Bag directories under ``record_dir`` with an MCAP file but no metadata.yaml."""
+    """Bag directories under ``record_dir`` with an MCAP file but no metadata.yaml, and bags
+    whose repair was interrupted (``<bag>.unfinished`` left beside an unfinished ``<bag>``)."""
     if not record_dir.is_dir():
         return []
-    return sorted(p for p in record_dir.iterdir()
-                  if p.is_dir() and not p.name.endswith(".unfinished")
-                  and any(p.glob("*.mcap")) and not (p / "metadata.yaml").exists())
+    found = {p for p in record_dir.iterdir()
+             if p.is_dir() and not p.name.endswith(".unfinished")
+             and any(p.glob("*.mcap")) and not (p / "metadata.yaml").exists()}
+    for aside in record_dir.glob("*.unfinished"):
+        bag = aside.with_name(aside.name.removesuffix(".unfinished"))
+        if aside.is_dir() and any(aside.glob("*.mcap")) and not (bag / "metadata.yaml").exists():
+            found.add(bag)
+    return sorted(found)
 
 
 def _read_sidecar(bag: Path) -> dict[str, Any]:
@@ -78,18 +84,29 @@ def _read_sidecar(bag: Path) -> dict[str, Any]:
 
 
 def repair_bag(bag: Path | str, *, keep: bool = False) -> RepairReport:
-    """Rewrite the complete records of ``bag`` into a finished bag at the same path."""
+    """Rewrite the complete records of ``bag`` into a finished bag at the same path.
+
+    The original moves aside to ``<bag>.unfinished`` while the new bag is written. If a repair
+    was itself interrupted (the recorder killed again while repairing), the aside is the
+    original: the partial rewrite is dropped and the repair starts again from the aside.
+    """
     bag = Path(bag)
-    if not bag.is_dir():
-        raise RepairError(f"{bag}: not a bag directory")
-    source_file = mcap_file(bag)
     aside = bag.with_name(bag.name + ".unfinished")
-    if aside.exists():
-        raise RepairError(f"{aside} exists (an earlier repair was interrupted); move it away")
-    sidecar = _read_sidecar(bag)
-    bag.rename(aside)
+    if aside.is_dir():
+        if (bag / "metadata.yaml").exists():
+            raise RepairError(f"{bag} is finished but {aside} exists too (a repair stopped "
+                              "before removing it): check the bag, then remove the aside")
+        log.warning("%s: an earlier repair was interrupted; repairing again from %s", bag, aside)
+        shutil.rmtree(bag, ignore_errors=True)
+    else:
+        if not bag.is_dir():
+            raise RepairError(f"{bag}: not a bag directory")
+        mcap_file(bag)
+        bag.rename(aside)
+    source_file = mcap_file(aside)
+    sidecar = _read_sidecar(aside)
     try:
-        report = _rewrite(aside / source_file.name, bag, sidecar)
+        report = _rewrite(source_file, bag, sidecar)
     except BaseException:
         shutil.rmtree(bag, ignore_errors=True)
         aside.rename(bag)
