@@ -87,6 +87,22 @@ def test_snapshot_per_step_and_json_round_trip(config: TaskFile, expert_episode)
     assert robot.outcome is None
 
 
+def test_snapshot_from_the_published_sim_state(config: TaskFile, expert_episode) -> None:  # type: ignore[no-untyped-def]
+    """The /aloe/sim/state JSON + joint positions restore the objects, grasps and clock."""
+    episode, snapshots = expert_episode
+    robot = make_snapshotting_robot(config, IMAGE_SIZE)
+    snapshots[len(snapshots) // 2].restore(robot)
+    state = json.loads(json.dumps(robot.privileged_state()))
+    snapshot = SimSnapshot.from_sim_state(state, robot.positions)
+    other = make_snapshotting_robot(config, IMAGE_SIZE)
+    snapshot.restore(other)
+    for name, obj in robot.scene.objects.items():
+        np.testing.assert_allclose(other.scene.objects[name].position, obj.position, atol=1e-4)
+        assert other.scene.objects[name].held_by == obj.held_by
+    np.testing.assert_allclose(other.target, robot.positions)
+    assert other.episode_time_s == pytest.approx(robot.episode_time_s, abs=1e-4)
+
+
 def test_replaying_the_logged_actions_reproduces_the_episode(config: TaskFile,
                                                              expert_episode) -> None:  # type: ignore[no-untyped-def]
     """The sim is deterministic given commands: from the snapshot at t, the logged actions end

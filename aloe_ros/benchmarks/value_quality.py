@@ -79,6 +79,22 @@ class SimSnapshot:
         robot.outcome = None
         robot.scene.outcome = None
 
+    @classmethod
+    def from_sim_state(cls, state: dict[str, Any], positions: np.ndarray,
+                       target: np.ndarray | None = None) -> SimSnapshot:
+        """From the JSON ``sim_robot_node`` publishes on /aloe/sim/state (privileged_state)
+        plus the joint positions of /aloe/joint_states and the last command as servo target
+        (the positions themselves when none). That JSON carries no object yaw (0 is used) and
+        rounds to 0.1 mm: good enough to restore a logged state from a bag, not bit-exact."""
+        positions = np.asarray(positions, dtype=np.float64)
+        target = positions if target is None else np.asarray(target, dtype=np.float64)
+        return cls(scene=str(state["scene"]), time_s=float(state.get("time_s", 0.0)),
+                   positions=positions.tolist(), target=target.tolist(),
+                   objects={name: {"position": [float(v) for v in obj["position"]],
+                                   "yaw": float(obj.get("yaw", 0.0)),
+                                   "held_by": obj.get("held_by")}
+                            for name, obj in dict(state["objects"]).items()})
+
     def to_json(self) -> dict[str, Any]:
         return {"scene": self.scene, "time_s": self.time_s, "positions": self.positions,
                 "target": self.target, "objects": self.objects}
