@@ -26,6 +26,7 @@ from aloe_ros.reliability.session import GraphSession
 __all__ = ["CaseResult", "FloodRecord", "run_live_cases", "verify_flood"]
 
 COUNTER_WAIT_S = 4.0
+LIVENESS_WAIT_S = 6.0
 FLOOD_COUNT = 2000
 
 
@@ -310,8 +311,11 @@ def run_live_cases(session: GraphSession, report: Callable[[str], None]) -> list
             lambda n=node, c=counter, b=before: session.probe.counter(n, c) > b,  # type: ignore[misc]
             COUNTER_WAIT_S, period_s=0.2)
         extra_ok, extra_text = case.extra(session, started_ns) if case.extra else (True, "")
-        # Every node must still be there: same process, a Status after the injection.
+        # Every node must still be there: same process, a Status after the injection (1 Hz
+        # timers run late on a loaded machine: give them a few seconds).
         session.sleep(1.2)
+        session.wait(lambda t=started_ns: not session.missing_status(t + 1),  # type: ignore[misc]
+                     LIVENESS_WAIT_S, period_s=0.2)
         crashed = [n for n in session.names if session.pid(n) != pids[n]]
         silent = session.missing_status(started_ns + 1, session.names)
         lost = session.probe.counter("logger", "lost") - lost_before

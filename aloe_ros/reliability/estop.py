@@ -11,6 +11,7 @@ at or after the edge - the edge's stamp) / control period: 0 means no command fo
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sensor_msgs.msg import Joy
@@ -84,7 +85,7 @@ class Pad:
         self.session.poll()
 
 
-def run_estop_trials(session: GraphSession, trials: int, report: callable  # type: ignore[valid-type]
+def run_estop_trials(session: GraphSession, trials: int, report: Callable[[str], None]
                      ) -> EstopFigures:
     pad = Pad(session)
     period = 1.0 / session.config.robot.control_rate_hz

@@ -103,7 +103,7 @@ def clock_jump_case(config: TaskFile) -> CaseResult:
         # measured pose, which is where this robot (tracking perfectly) stands.
         controller.tick(now)
         target = home + rng.normal(0.0, 1.0, home.shape)
-        command = controller.on_policy_command(target, now)
+        command = controller.on_policy_command(target.tolist(), now)
         if command is None:
             continue
         forwarded += 1

@@ -28,6 +28,7 @@ __all__ = ["INJECTED_FRAME", "CommandRecord", "GraphProbe", "StatusRecord"]
 
 # frame_id of everything the suite injects: the probe never mistakes it for the robot's own.
 INJECTED_FRAME = "fault_suite"
+PROBE_DEPTH = 1000
 
 
 @dataclass(frozen=True)
@@ -71,8 +72,12 @@ class GraphProbe:
         self.log = ProbeLog()
         self.joint_names = list(config.robot.joint_names)
         topics = config.topics
+        # Deep reader histories: the probe's Python thread may stall for hundreds of ms on a
+        # loaded machine, and a missed command would look like a jump between two others.
         command_qos = qos_profile(config.qos.command)
+        command_qos.depth = PROBE_DEPTH
         events_qos = qos_profile(config.qos.events)
+        events_qos.depth = max(events_qos.depth, PROBE_DEPTH)
         self.node.create_subscription(JointState, topics.command, self._on_command, command_qos)
         self.node.create_subscription(JointState, topics.joint_states, self._on_joint_state,
                                       command_qos)
