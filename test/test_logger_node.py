@@ -138,6 +138,11 @@ def test_sigkilled_logger_leaves_a_repairable_bag(tmp_path: Path, ros_context: A
         deadline = time.monotonic() + 60
         while not (bag / "metadata.yaml").exists() and time.monotonic() < deadline:
             time.sleep(0.2)
+        # stop it only once it is up: a SIGINT inside its constructor leaves its own new bag
+        # unfinished (repairable, but not what this test is about)
+        log2 = tmp_path / "logger2.log"
+        while "recording " not in log2.read_text() and time.monotonic() < deadline:
+            time.sleep(0.2)
     assert len([p for p in record_dir.iterdir() if p.is_dir()]) == 2
     assert find_unfinished_bags(record_dir) == []
     with Bag(bag) as reader:
