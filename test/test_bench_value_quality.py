@@ -219,3 +219,47 @@ def test_bench_value_quality_command_tiny_budget(tmp_path: Path) -> None:
     stamp = (run / "train" / "aloe" / "learner" / "learner.json").stat().st_mtime_ns
     assert main(argv) == 0
     assert (run / "train" / "aloe" / "learner" / "learner.json").stat().st_mtime_ns == stamp
+
+
+def test_snapshots_from_a_bag_with_the_sim_state(tmp_path: Path) -> None:
+    """Bag mode: each control row gets the newest /aloe/sim/state logged before it, its joint
+    positions and the previous command as servo target."""
+    from bag_synth import DT_NS, T0_NS, EpisodePlan, small_camera_overrides, write_synthetic_bag
+    from helpers import write_task_config
+    from std_msgs.msg import String
+
+    from aloe_ros.benchmarks.bag_snapshots import SIM_STATE_TOPIC, logged_from_bags
+
+    config = load_task_config(write_task_config(tmp_path, overrides=small_camera_overrides()))
+    plans = [EpisodePlan(steps=40, takeover_at=None, handback_at=None, version="v1")]
+    extra = []
+    for k in range(-2, 40):   # one state per control step, just before its observation
+        state = {"scene": "pack_phone", "episode": 1, "time_s": k / 30.0, "outcome": None,
+                 "objects": {"phone": {"position": [0.001 * k, 0.3, 0.0], "held_by": None},
+                             "lid": {"position": [-0.1, 0.3, 0.06], "held_by": None},
+                             "box": {"position": [-0.1, 0.3, 0.0], "held_by": None}}}
+        t_ns = T0_NS + DT_NS + k * DT_NS - 4_000_000
+        extra.append((SIM_STATE_TOPIC, "std_msgs/msg/String", t_ns, String(data=json.dumps(state))))
+    write_synthetic_bag(tmp_path / "bag", config, plans, extra=extra)
+    (episode, snapshots), = logged_from_bags([tmp_path / "bag"], config, (24, 32))
+    assert len(snapshots) == len(episode) == 40
+    for k in (0, 7, 39):
+        assert snapshots[k].time_s == pytest.approx(k / 30.0)
+        assert snapshots[k].objects["phone"]["position"][0] == pytest.approx(0.001 * k)
+        np.testing.assert_allclose(snapshots[k].positions, episode.states[k], rtol=1e-6)
+    np.testing.assert_allclose(snapshots[7].target, episode.actions[6], rtol=1e-6)
+    chunks = logged_chunks(episode, snapshots, config)
+    assert [c.start for c in chunks][:2] == [0, config.policy.execute_horizon]
+
+
+def test_a_bag_without_the_sim_state_is_refused_with_the_fix(tmp_path: Path) -> None:
+    from bag_synth import EpisodePlan, small_camera_overrides, write_synthetic_bag
+    from helpers import write_task_config
+
+    from aloe_ros.benchmarks.bag_snapshots import read_sim_states
+
+    config = load_task_config(write_task_config(tmp_path, overrides=small_camera_overrides()))
+    write_synthetic_bag(tmp_path / "bag", config, [EpisodePlan(steps=5, takeover_at=None,
+                                                               handback_at=None)])
+    with pytest.raises(ValueError, match="extra_topics"):
+        read_sim_states(tmp_path / "bag")

@@ -6,6 +6,7 @@ Under ``--run DIR`` (resumable: each stage skips what is on disk):
 2. ``base/``: a short behaviour-cloning run on them (the weak policy that collects), unless a
    base policy is given;
 3. ``data/policy``: closed-loop episodes of the base policy, with snapshots (the logged data);
+   or, with ``bags``, recordings of the sim that carry ``/aloe/sim/state`` (bag_snapshots.py);
 4. ``train/<method>``: ``aloe-ros train --method M`` on demos + logged episodes, starting from
    the base actor. Its actor is that method's *current* policy: it changed once since the data
    was collected, so a value of the behaviour is not a value of the current policy;
@@ -13,8 +14,8 @@ Under ``--run DIR`` (resumable: each stage skips what is on disk):
    Q^{pi_M} from R rollouts of its own current actor (``truth_<method>.json`` caches them);
    ``value_quality.json`` and ``value_quality.md`` hold the table.
 
-The logged chunks are produced without ROS (sim_rollouts with snapshots), not read from bags:
-the bags of ``bench learning`` do not carry the sim state a rollout would need to restore.
+By default the logged chunks are produced without ROS (sim_rollouts with exact snapshots);
+bags give chunks logged by the real node graph, restored from the recorded sim state.
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ class ValueQualityPlan:
     rollouts: int = 4
     seed: int = 0
     threads: int = 1
+    bags: list[Path] = field(default_factory=list)
 
 
 def _cli(argv: list[str]) -> None:
@@ -106,7 +108,7 @@ def record_data(plan: ValueQualityPlan, config: TaskFile, report: Callable[[str]
               "--steps", str(plan.bc_steps), "--seed", str(plan.seed),
               "--threads", str(plan.threads)])
     logged = plan.out / "data" / "policy"
-    if not any(logged.glob("*.npz")):
+    if not plan.bags and not any(logged.glob("*.npz")):
         policy = load_policy(base)
         successes = 0
         for i in range(plan.policy_episodes):
@@ -122,7 +124,7 @@ def train_methods(plan: ValueQualityPlan, config: TaskFile, report: Callable[[st
                   ) -> dict[str, Path]:
     """Stage 4: one ``aloe-ros train`` per method, from the base actor, on all logged data."""
     base = plan.base_policy or plan.out / "base"
-    data = [plan.out / "data" / "demos", plan.out / "data" / "policy"]
+    data = [plan.out / "data" / "demos", *(plan.bags or [plan.out / "data" / "policy"])]
     out: dict[str, Path] = {}
     for method in plan.methods:
         folder = plan.out / "train" / method
@@ -141,10 +143,16 @@ def train_methods(plan: ValueQualityPlan, config: TaskFile, report: Callable[[st
 
 def sample_chunks(plan: ValueQualityPlan, config: TaskFile) -> list[LoggedChunk]:
     """N chunks drawn uniformly (seeded) from all logged episodes, demos and policy alike."""
+    logged = load_logged(plan.out / "data" / "demos")
+    if plan.bags:
+        from aloe_ros.benchmarks.bag_snapshots import logged_from_bags
+
+        logged += logged_from_bags(plan.bags, config, IMAGE_SIZE)
+    else:
+        logged += load_logged(plan.out / "data" / "policy")
     every: list[LoggedChunk] = []
-    for folder in ("demos", "policy"):
-        for episode, snapshots in load_logged(plan.out / "data" / folder):
-            every += logged_chunks(episode, snapshots, config)
+    for episode, snapshots in logged:
+        every += logged_chunks(episode, snapshots, config)
     rng = np.random.default_rng(plan.seed)
     picks = rng.choice(len(every), size=min(plan.chunks, len(every)), replace=False)
     return [every[i] for i in sorted(picks)]
@@ -232,7 +240,7 @@ def run_value_quality(plan: ValueQualityPlan, report: Callable[[str], None] = pr
     config = load_task_config(plan.task)
     plan.out.mkdir(parents=True, exist_ok=True)
     (plan.out / "plan.json").write_text(json.dumps(
-        {**asdict(plan), "out": str(plan.out),
+        {**asdict(plan), "out": str(plan.out), "bags": [str(b) for b in plan.bags],
          "base_policy": str(plan.base_policy) if plan.base_policy else None}, indent=1))
     record_data(plan, config, report)
     checkpoints = train_methods(plan, config, report)

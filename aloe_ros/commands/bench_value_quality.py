@@ -29,6 +29,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="logged episodes of the base policy")
     parser.add_argument("--train-updates", type=int, default=300)
     parser.add_argument("--batch-size", type=int, default=None, help="learner batch size")
+    parser.add_argument("--bags", type=Path, nargs="+", default=[], metavar="BAG",
+                        help="logged data from sim recordings with /aloe/sim/state (e.g. the "
+                             "bags of a bench learning round) instead of ROS-free rollouts")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
 
@@ -60,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
         demo_episodes=args.demo_episodes, bc_steps=args.bc_steps,
         policy_episodes=args.policy_episodes, train_updates=args.train_updates,
         batch_size=args.batch_size, chunks=args.chunks, rollouts=args.rollouts, seed=args.seed,
-        threads=args.threads)
+        threads=args.threads, bags=list(args.bags))
     start = time.monotonic()
     try:
         rows = run_value_quality(plan, _report)
