@@ -73,6 +73,22 @@ def test_step_trajectory_point_one_period_ahead(pack_phone_config) -> None:
         2.0 / pack_phone_config.robot.control_rate_hz)
 
 
+def test_joint_state_output_keeps_names_stamp_and_origin(pack_phone_config) -> None:
+    from builtin_interfaces.msg import Time
+
+    robot = pack_phone_config.robot
+    spec = {"type": "joint_state", "topic": "/driver/command", "joints": ["right_gripper",
+                                                                          "left_waist"]}
+    out = CommandOutput(load_output(spec), robot)
+    q = np.asarray(robot.home_position)
+    msg = out.step_message(q, Time(sec=5, nanosec=7), "human:joystick")
+    assert list(msg.name) == ["right_gripper", "left_waist"]
+    assert list(msg.position) == pytest.approx([q[robot.joint_names.index("right_gripper")],
+                                                q[robot.joint_names.index("left_waist")]])
+    assert (msg.header.stamp.sec, msg.header.frame_id) == (5, "human:joystick")
+    assert out.stop_message() is None          # silence holds a position interface
+
+
 def test_limit_trajectory_never_exceeds_velocity_or_position() -> None:
     rng = np.random.default_rng(0)
     lower, upper, step = -np.ones(3), np.ones(3), np.full(3, 0.05)
