@@ -101,7 +101,12 @@ def round_config(plan: LearningBenchPlan, seed: int, round_index: int, folder: P
     data.setdefault("operator", {}).update(intervention_rate=plan.intervention_rate, seed=seed)
     # Outcomes come from the simulated operator's buttons, as they would from a person.
     data.setdefault("episode", {})["outcome_from_detector"] = "never"
-    data.setdefault("recording", {})["enabled"] = True
+    recording = data.setdefault("recording", {})
+    recording["enabled"] = True
+    # The sim's privileged state, so `bench value-quality --bags` can restore logged states.
+    extras = recording.setdefault("extra_topics", [])
+    if "/aloe/sim/state" not in extras:
+        extras.append("/aloe/sim/state")
     path = folder / "task.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
