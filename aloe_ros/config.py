@@ -442,11 +442,10 @@ class SimConfig:
             raise ConfigError("physics_rate_hz", f"must be > 0, got {self.physics_rate_hz}")
         if not 0 <= self.randomization <= 1:
             raise ConfigError("randomization", f"must be in [0, 1], got {self.randomization}")
-        mujoco_scenes = ("transfer_cube", "insertion")
-        if (self.backend == "aloha_mujoco") != (self.scene in mujoco_scenes):
+        if (self.backend == "aloha_mujoco") != (self.scene in ("transfer_cube", "insertion")):
             raise ConfigError("scene", f"{self.scene!r} is not a scene of backend "
-                                       f"{self.backend!r} (aloha_mujoco: {', '.join(mujoco_scenes)};"
-                                       " builtin: pack_phone, fold_laundry, pick_place)")
+                                       f"{self.backend!r} (aloha_mujoco: transfer_cube, "
+                                       "insertion; builtin: pack_phone, fold_laundry, pick_place)")
 
 
 OutputType = Literal["joint_state", "forward_position", "joint_trajectory"]

@@ -17,10 +17,10 @@ from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
+from aloe_ros.config import RobotConfig, SimConfig
 from aloe_ros.io.images import fill_image
 from aloe_ros.msg import EpisodeEvent, Status
 from aloe_ros.nodes.common import AloeNode, run_node
-from aloe_ros.config import RobotConfig, SimConfig
 from aloe_ros.sim.robot import CommandError, SimRobot, SimStep
 
 SIM_STATE_TOPIC = "/aloe/sim/state"

@@ -4,8 +4,9 @@ Each expert is a short list of stages. A stage names, per arm, where the arm's g
 point between the fingertips) should go, with which gripper orientation and gripper opening;
 goals are computed from the live object poses at the start of each stage, so the expert reacts to
 where the cube or peg really is when the stage begins. The grip point moves towards its goal at a
-bounded speed and the model's own kinematics turn it into joint targets (damped least squares on a scratch copy of the MuJoCo
-state). A stage ends when every arm has reached its goal and the stage's minimum time passed.
+bounded speed and the model's own kinematics turn it into joint targets (damped least squares on
+a scratch copy of the MuJoCo state). A stage ends when every arm has reached its goal and the
+stage's minimum time passed.
 """
 
 from __future__ import annotations
@@ -176,7 +177,8 @@ RECEIVE_DX = -0.02  # left grip point relative to the cube centre along x at the
 
 def transfer_cube_stages() -> list[Stage]:
     """Right arm: above the cube, down, close, lift to the meeting point; left arm: wait beside
-    it with vertical fingers, line up with the cube at its height, slide onto it along x, close; right arm opens and backs away."""
+    it with vertical fingers, line up with the cube at its height, slide onto it along x, close;
+    then the right arm opens and backs away."""
     left_rotation = gripper_rotation("left", MEET[:2], 0.0, roll=np.pi / 2)
     right_meet_rotation = gripper_rotation("right", MEET[:2], PICK_PITCH)
 
