@@ -238,6 +238,10 @@ def run_value_quality(plan: ValueQualityPlan, report: Callable[[str], None] = pr
                       ) -> list[dict[str, Any]]:
     """All stages; writes eval/value_quality.json and eval/value_quality.md."""
     config = load_task_config(plan.task)
+    backend = getattr(config.sim, "backend", "builtin")
+    if backend != "builtin":
+        raise ValueError(f"value quality needs the built-in sim (snapshots of its state); "
+                         f"sim.backend is {backend!r}")
     plan.out.mkdir(parents=True, exist_ok=True)
     (plan.out / "plan.json").write_text(json.dumps(
         {**asdict(plan), "out": str(plan.out), "bags": [str(b) for b in plan.bags],

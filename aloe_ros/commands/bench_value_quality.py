@@ -67,8 +67,8 @@ def run(args: argparse.Namespace) -> int:
     start = time.monotonic()
     try:
         rows = run_value_quality(plan, _report)
-    except ConfigError as exc:
-        print(f"aloe-ros bench value-quality: configuration error: {exc}")
+    except (ConfigError, ValueError) as exc:
+        print(f"aloe-ros bench value-quality: {exc}")
         return 2
     header = (f"task {args.task}, {len(rows) and rows[0]['chunks']} logged chunks, "
               f"{args.rollouts} rollouts per chunk, {args.demo_episodes} demos + "
