@@ -87,7 +87,8 @@ def _camera_topic(session: GraphSession) -> str:
 def _no_bad_command_reached_the_robot(session: GraphSession, since_ns: int) -> tuple[bool, str]:
     check = check_commands(session.probe.commands(since_ns), [], session.config.robot)
     ok = check.non_finite == 0 and check.beyond_position_limits == 0
-    return ok, f"{check.commands} robot commands, {check.non_finite} non-finite"
+    return ok, (f"{check.commands} robot commands, {check.non_finite} non-finite or of the "
+                f"wrong size, {check.beyond_position_limits} beyond the limits")
 
 
 def _pad_disappears(session: GraphSession) -> None:
@@ -327,6 +328,8 @@ def run_live_cases(session: GraphSession, report: Callable[[str], None]) -> list
         parts.append("all nodes running" if not crashed and not silent
                      else f"crashed {crashed} silent {silent}")
         parts.append(f"recorder lost {lost}")
+        if not commands_ok:
+            parts.append(f"BAD COMMANDS: {commands_text}")
         passed = (rose and extra_ok and not crashed and not silent and lost == 0
                   and commands_ok)
         results.append(CaseResult(case.name, case.expected, "; ".join(parts), passed))

@@ -116,10 +116,11 @@ def run_estop_trials(session: GraphSession, trials: int, report: Callable[[str],
         figures.measured += 1
         figures.latencies_ticks.append(ticks)
         figures.commands_after_edge.append(count)
+        reaction = f"{1000 * (stops[0][1] - edge_s):.0f} ms" if stops else "no event"
         if stops:
             figures.reaction_s.append(stops[0][1] - edge_s)
         report(f"  e-stop {trial + 1}/{trials}: {count} command(s) after the edge, last "
-               f"{ticks:.2f} ticks after it")
+               f"{ticks:.2f} ticks after it; ESTOP event after {reaction}")
     # Back to the policy: re-arm with handback (from disarmed).
     pad.hold(0.1, ("handback",))
     pad.hold(0.3)
