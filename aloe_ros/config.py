@@ -505,6 +505,9 @@ class ShadowConfig:
             if name not in ACTIONS:
                 raise ConfigError(f"go_live_buttons[{i}]",
                                   f"unknown action {name!r}; use one of {', '.join(ACTIONS)}")
+            if name in ("estop", "takeover", "handback"):
+                raise ConfigError(f"go_live_buttons[{i}]", f"{name!r} acts on its own when "
+                                  "pressed; pick buttons that are harmless alone")
         if self.go_live_hold_s < 0:
             raise ConfigError("go_live_hold_s", f"must be >= 0, got {self.go_live_hold_s}")
 

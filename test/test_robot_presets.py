@@ -109,6 +109,7 @@ def test_bad_outputs_name_their_key(tmp_path: Path, outputs, key) -> None:
     ({"go_live_buttons": ["slow", "warp"]}, "shadow.go_live_buttons[1]"),
     ({"go_live_buttons": ["slow", "gripper_open"]}, "shadow.go_live_buttons[1]"),  # unbound
     ({"command_topic": "shadow"}, "shadow.command_topic"),
+    ({"go_live_buttons": ["slow", "estop"]}, "shadow.go_live_buttons[1]"),
 ])
 def test_bad_shadow_settings_name_their_key(tmp_path: Path, shadow,
                                            key) -> None:
