@@ -46,6 +46,9 @@ class Stage:
     min_time_s: float = 0.0
     # Arms that keep their goal pose and only change the gripper opening.
     grippers: dict[str, float] = field(default_factory=dict)
+    # Checked when the stage ends (objects -> fine?); if not, start again at stage retry_from.
+    check: Callable[[dict[str, np.ndarray]], bool] | None = None
+    retry_from: str = ""
 
 
 def gripper_rotation(arm: str, towards_xy: np.ndarray, pitch_down: float, roll: float = 0.0
@@ -132,10 +135,22 @@ class AlohaExpert:
         self.waypoint = {arm: self.kinematics.grip_pose(arm)[0] for arm in ARMS}
         self.goal: dict[str, ArmTarget] = {}
         self.entered = -1
+        self.retries = 0
 
     @property
     def stage(self) -> str:
         return self.stages[min(self.stage_index, len(self.stages) - 1)].name
+
+    def next_stage(self, stage: Stage) -> None:
+        """Advance, or go back to stage.retry_from when the stage's check fails (a missed grasp,
+        a dropped cube): the goals of the retried stages come from where the objects are now."""
+        self.stage_time = 0.0
+        if stage.check is not None and not stage.check(self.objects()):
+            self.retries += 1
+            self.stage_index = [s.name for s in self.stages].index(stage.retry_from)
+            self.entered = -1
+            return
+        self.stage_index += 1
 
     def objects(self) -> dict[str, np.ndarray]:
         return {name: pose[:3] for name, pose in self.robot.object_poses().items()}
@@ -162,8 +177,7 @@ class AlohaExpert:
             self.gripper[arm] = goal.gripper
         self.stage_time += dt
         if reached and self.stage_time >= stage.min_time_s and self.stage_index < len(self.stages):
-            self.stage_index += 1
-            self.stage_time = 0.0
+            self.next_stage(stage)
         command = np.concatenate([self.joints["left"], [self.gripper["left"]],
                                   self.joints["right"], [self.gripper["right"]]])
         return self.robot.to_config(command)
@@ -172,6 +186,20 @@ class AlohaExpert:
 # ---- transfer cube: the right arm picks the cube and hands it to the left arm ------------------
 MEET = np.array([0.0, 0.5, 0.25])
 PICK_PITCH = np.deg2rad(60.0)
+STEEP_PICK_PITCH = np.deg2rad(80.0)
+NEAR_BASE_M = 0.33
+
+
+def pick_pitch(cube: np.ndarray) -> float:
+    """Fingers tipped 60 degrees down; steeper for a cube near the arm's base, where the tipped
+    gripper cannot get low enough before its fingertips hit the table."""
+    near = np.linalg.norm(cube[:2] - BASE_XY["right"]) < NEAR_BASE_M
+    return float(STEEP_PICK_PITCH if near else PICK_PITCH)
+
+# Grip point above the cube centre at the grasp: fingertips just clear the table (pressing them
+# into it jams the fingers open).
+GRASP_DZ = 0.035
+LIFTED_Z = 0.1     # cube centre above this: it is held, not on the table
 RECEIVE_DX = -0.02  # left grip point relative to the cube centre along x at the handover
 
 
@@ -184,16 +212,17 @@ def transfer_cube_stages() -> list[Stage]:
 
     def right_at(cube: np.ndarray, offset: tuple[float, float, float], gripper: float
                  ) -> ArmTarget:
-        return ArmTarget(cube + np.asarray(offset), gripper_rotation("right", cube[:2],
-                                                                     PICK_PITCH), gripper)
+        return ArmTarget(cube + np.asarray(offset),
+                         gripper_rotation("right", cube[:2], pick_pitch(cube)), gripper)
 
     left_wait = ArmTarget(MEET + np.array([-0.15, 0.0, 0.0]), left_rotation, OPEN)
     return [
         Stage("reach", lambda o: {"right": right_at(o["box"], (0, 0, 0.10), OPEN),
                                   "left": left_wait}),
-        Stage("descend", lambda o: {"right": right_at(o["box"], (0, 0, 0.0), OPEN)}, 0.3),
+        Stage("descend", lambda o: {"right": right_at(o["box"], (0, 0, GRASP_DZ), OPEN)}, 0.3),
         Stage("grasp", lambda o: {}, 0.6, grippers={"right": CLOSED}),
-        Stage("lift", lambda o: {"right": ArmTarget(MEET, right_meet_rotation, CLOSED)}, 0.4),
+        Stage("lift", lambda o: {"right": ArmTarget(MEET, right_meet_rotation, CLOSED)}, 0.4,
+              check=lambda o: bool(o["box"][2] > LIFTED_Z), retry_from="reach"),
         Stage("align", lambda o: {"left": ArmTarget(o["box"] + np.array([-0.12, 0, 0]),
                                                     left_rotation, OPEN)}, 0.2),
         Stage("receive", lambda o: {"left": ArmTarget(o["box"] + np.array([RECEIVE_DX, 0, 0]),
@@ -201,7 +230,9 @@ def transfer_cube_stages() -> list[Stage]:
         Stage("handover", lambda o: {}, 0.6, grippers={"left": CLOSED}),
         Stage("release", lambda o: {}, 0.5, grippers={"right": OPEN}),
         Stage("retreat", lambda o: {"right": ArmTarget(MEET + np.array([0.1, 0, 0.05]),
-                                                       right_meet_rotation, OPEN)}),
+                                                       right_meet_rotation, OPEN)}, 0.5,
+              check=lambda o: bool(o["box"][2] > LIFTED_Z), retry_from="reach"),
+        Stage("done", lambda o: {}),
     ]
 
 
