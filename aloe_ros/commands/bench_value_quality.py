@@ -70,11 +70,12 @@ def run(args: argparse.Namespace) -> int:
     except (ConfigError, ValueError) as exc:
         print(f"aloe-ros bench value-quality: {exc}")
         return 2
+    logged = (f"{len(args.bags)} bag(s)" if args.bags
+              else f"{args.policy_episodes} base-policy episodes")
     header = (f"task {args.task}, {len(rows) and rows[0]['chunks']} logged chunks, "
-              f"{args.rollouts} rollouts per chunk, {args.demo_episodes} demos + "
-              f"{args.policy_episodes} base-policy episodes, {args.train_updates} updates per "
-              f"method; machine {platform.machine()}; wall time "
-              f"{time.monotonic() - start:.0f} s")
+              f"{args.rollouts} rollouts per chunk, {args.demo_episodes} demos + {logged}, "
+              f"{args.train_updates} updates per method; machine {platform.machine()}; "
+              f"wall time {time.monotonic() - start:.0f} s")
     table = correlation_table(rows)
     md = args.run / "eval" / "value_quality.md"
     md.write_text(f"{header}\n\n{table}\n")
