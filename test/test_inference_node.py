@@ -296,6 +296,7 @@ def test_immediate_swap(tmp_path: Path, harness_factory: Any) -> None:
     assert h.spin_until(lambda: h.node.policy.version == "v9")
 
 
+@pytest.mark.slow
 def test_a_lerobot_act_policy_drives_the_node(tmp_path: Path, harness_factory: Any) -> None:
     config_path = task_yaml(tmp_path, camera_keys={"top": "observation.images.top"},
                             chunk_horizon=20, execute_horizon=10)
@@ -308,6 +309,7 @@ def test_a_lerobot_act_policy_drives_the_node(tmp_path: Path, harness_factory: A
     assert h.chunks[-1].policy_version.startswith("lerobot-act-")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("problem", ["joints", "missing"])
 def test_startup_refuses_a_mismatched_policy(tmp_path: Path, problem: str) -> None:
     config_path = task_yaml(tmp_path)

@@ -25,6 +25,7 @@ def short_task(tmp_path: Path) -> Path:
     return write_task_config(tmp_path, overrides={"task": {"episode_timeout_s": 2.0}})
 
 
+@pytest.mark.slow
 def test_demos_train_eval_round_trip(tmp_path: Path, short_task: Path,
                                      capsys: pytest.CaptureFixture[str]) -> None:
     demos = tmp_path / "demos"
@@ -101,6 +102,7 @@ def test_noise_scale_config_is_validated_and_applied(tmp_path: Path) -> None:
     np.testing.assert_array_equal(policy.predict_chunk(obs), policy.predict_chunk(obs))
 
 
+@pytest.mark.slow
 def test_train_bc_reads_rosbags(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A bag recorded by the logger trains like an episode directory."""
     from bag_synth import EpisodePlan, small_camera_overrides, write_synthetic_bag
