@@ -128,3 +128,13 @@ def test_check_bag_repairs_what_nobody_repaired(tmp_path: Path) -> None:
     assert check.readable and check.repaired_by == "suite" and check.messages == 40
     again = check_bag(crashed)
     assert again.readable and again.repaired_by == "logger"   # marked repaired in metadata
+
+
+def test_bench_faults_is_a_cli_command() -> None:
+    from aloe_ros.cli import build_parser
+
+    args = build_parser().parse_args(["bench", "faults", "--trials", "2", "--nodes",
+                                      "logger,learner", "--camera-size", "96x72"])
+    assert args.suite == "faults" and args.trials == 2 and args.camera_size == (96, 72)
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["bench", "faults", "--camera-size", "big"])
