@@ -153,7 +153,10 @@ class AlohaExpert:
         self.stage_index += 1
 
     def objects(self) -> dict[str, np.ndarray]:
-        return {name: pose[:3] for name, pose in self.robot.object_poses().items()}
+        """Object positions, plus each arm's current grip waypoint as '<arm>_grip'."""
+        objects = {name: pose[:3] for name, pose in self.robot.object_poses().items()}
+        objects.update({f"{arm}_grip": self.waypoint[arm].copy() for arm in ARMS})
+        return objects
 
     def act(self, dt: float) -> np.ndarray:
         """One control tick: move each arm's waypoint towards its stage goal; IK; next stage."""
@@ -236,7 +239,55 @@ def transfer_cube_stages() -> list[Stage]:
     ]
 
 
+# ---- insertion: right arm picks the peg, left arm the socket; the peg goes in mid-air ---------
+PEG_SOCKET_HEIGHT = 0.25
+GRASP_Z = 0.055      # grip point height at the grasp (fingertips just above the table)
+
+
+def insertion_stages() -> list[Stage]:
+    """Both arms grasp from above with the fingers across the object's long (x) axis, lift,
+    bring peg and socket onto one line along x at the same height, then push them together.
+
+    Once an object is held, its arm is moved in object space: the grip goal is the grip point
+    plus (where the object should be - where it is), so the unknown grasp offset cancels."""
+    rotation = {"left": gripper_rotation("left", BASE_XY["left"] + [1.0, 0.0], PICK_PITCH),
+                "right": gripper_rotation("right", BASE_XY["right"] + [-1.0, 0.0], PICK_PITCH)}
+    holds = {"left": "socket", "right": "peg"}
+
+    def above(o: dict[str, np.ndarray], height: float, gripper: float) -> dict[str, ArmTarget]:
+        return {arm: ArmTarget(np.array([o[obj][0], o[obj][1], height]), rotation[arm], gripper)
+                for arm, obj in holds.items()}
+
+    def move_objects(peg_x: float, socket_x: float) -> Callable[[dict[str, np.ndarray]],
+                                                                  dict[str, ArmTarget]]:
+        def targets(o: dict[str, np.ndarray]) -> dict[str, ArmTarget]:
+            goal = {"peg": np.array([peg_x, MEET[1], PEG_SOCKET_HEIGHT]),
+                    "socket": np.array([socket_x, MEET[1], PEG_SOCKET_HEIGHT])}
+            return {arm: ArmTarget(o[f"{arm}_grip"] + goal[obj] - o[obj], rotation[arm], CLOSED)
+                    for arm, obj in holds.items()}
+        return targets
+
+    def both_lifted(o: dict[str, np.ndarray]) -> bool:
+        return bool(o["peg"][2] > LIFTED_Z and o["socket"][2] > LIFTED_Z)
+
+    # Peg and socket are 12 cm long; the pin (8 cm) sits in the socket's middle: the peg
+    # touches it when the centres are 10 cm apart.
+    return [
+        Stage("reach", lambda o: above(o, GRASP_Z + 0.08, OPEN)),
+        Stage("descend", lambda o: above(o, GRASP_Z, OPEN), 0.3),
+        Stage("grasp", lambda o: {}, 0.6, grippers={"left": CLOSED, "right": CLOSED}),
+        Stage("lift", lambda o: {arm: ArmTarget(o[f"{arm}_grip"] + [0, 0, 0.15], rotation[arm],
+                                                CLOSED) for arm in ARMS}, 0.3,
+              check=both_lifted, retry_from="reach"),
+        Stage("align", move_objects(0.10, -0.10), 0.3),
+        Stage("realign", move_objects(0.09, -0.09), 0.3),
+        Stage("insert", move_objects(0.045, -0.045), 0.5, check=both_lifted,
+              retry_from="reach"),
+        Stage("done", lambda o: {}),
+    ]
+
+
 def make_aloha_expert(robot: AlohaMujocoRobot) -> AlohaExpert:
     if robot.sim.scene == "transfer_cube":
         return AlohaExpert(robot, transfer_cube_stages())
-    raise ValueError(f"no scripted expert for scene {robot.sim.scene!r} yet")
+    return AlohaExpert(robot, insertion_stages())
