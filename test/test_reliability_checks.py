@@ -135,6 +135,7 @@ def test_bench_faults_is_a_cli_command() -> None:
 
     args = build_parser().parse_args(["bench", "faults", "--trials", "2", "--nodes",
                                       "logger,learner", "--camera-size", "96x72"])
-    assert args.suite == "faults" and args.trials == 2 and args.camera_size == (96, 72)
+    assert args.bench == "faults" and args.trials == 2 and args.camera_size == (96, 72)
+    assert args.nodes == "logger,learner"
     with pytest.raises(SystemExit):
         build_parser().parse_args(["bench", "faults", "--camera-size", "big"])

@@ -12,7 +12,8 @@ import tempfile
 import time
 from pathlib import Path
 
-HELP = "reliability benchmarks: `faults` kills nodes and feeds bad inputs on a sim graph"
+HELP = ("kill -9 each node, feed bad inputs and time the e-stop on a sim graph; print what "
+        "survived")
 
 
 def _size(text: str) -> tuple[int, int]:
