@@ -228,7 +228,11 @@ def test_snapshots_from_a_bag_with_the_sim_state(tmp_path: Path) -> None:
     from helpers import write_task_config
     from std_msgs.msg import String
 
-    from aloe_ros.benchmarks.bag_snapshots import SIM_STATE_TOPIC, logged_from_bags
+    from aloe_ros.benchmarks.bag_snapshots import (
+        SIM_STATE_TOPIC,
+        logged_from_bags,
+        restore_fidelity,
+    )
 
     config = load_task_config(write_task_config(tmp_path, overrides=small_camera_overrides()))
     plans = [EpisodePlan(steps=40, takeover_at=None, handback_at=None, version="v1")]
@@ -250,6 +254,9 @@ def test_snapshots_from_a_bag_with_the_sim_state(tmp_path: Path) -> None:
     np.testing.assert_allclose(snapshots[7].target, episode.actions[6], rtol=1e-6)
     chunks = logged_chunks(episode, snapshots, config)
     assert [c.start for c in chunks][:2] == [0, config.policy.execute_horizon]
+    fidelity = restore_fidelity([(episode, snapshots)], config)
+    assert fidelity["chunks"] == len(chunks) - 1      # the last one ended the episode
+    assert fidelity["max_joint_error_rad"] >= fidelity["median_joint_error_rad"] >= 0.0
 
 
 def test_a_bag_without_the_sim_state_is_refused_with_the_fix(tmp_path: Path) -> None:

@@ -17,11 +17,17 @@ from typing import Any
 
 import numpy as np
 
-from aloe_ros.benchmarks.value_quality import SimSnapshot
+from aloe_ros.benchmarks.value_quality import (
+    SimSnapshot,
+    SnapshottingSimRobot,
+    logged_chunks,
+    physics_tick,
+)
 from aloe_ros.config import TaskFile
 from aloe_ros.io.episodes import Episode
 
-__all__ = ["SIM_STATE_TOPIC", "align_snapshots", "logged_from_bags", "read_sim_states"]
+__all__ = ["SIM_STATE_TOPIC", "align_snapshots", "logged_from_bags", "read_sim_states",
+           "restore_fidelity"]
 
 SIM_STATE_TOPIC = "/aloe/sim/state"
 
@@ -70,3 +76,28 @@ def logged_from_bags(paths: list[Path], config: TaskFile, resize: tuple[int, int
         for episode in read_episodes(path, config, resize=resize):
             out.append((episode, align_snapshots(episode, times, states)))
     return out
+
+
+def restore_fidelity(logged: list[tuple[Episode, list[SimSnapshot]]], config: TaskFile
+                     ) -> dict[str, float]:
+    """How well restored states reproduce a bag: restore each chunk's start, replay its logged
+    commands one per tick, and compare the joints with the recorded ones at the chunk's end
+    (max over joints, radians; chunks that ended the episode are skipped)."""
+    robot = SnapshottingSimRobot(config.robot, config.sim, {}, config.task.episode_timeout_s,
+                                 None)   # no cameras: nothing is rendered here
+    errors = []
+    for episode, snapshots in logged:
+        for chunk in logged_chunks(episode, snapshots, config):
+            if chunk.done:
+                continue
+            chunk.snapshot.restore(robot)
+            for action in chunk.actions[:chunk.valid_steps]:
+                robot.command(action)
+                physics_tick(robot, config)
+            end = chunk.start + chunk.valid_steps
+            errors.append(float(np.max(np.abs(robot.positions - episode.states[end]))))
+    if not errors:
+        return {"chunks": 0}
+    return {"chunks": len(errors), "median_joint_error_rad": float(np.median(errors)),
+            "p90_joint_error_rad": float(np.percentile(errors, 90)),
+            "max_joint_error_rad": float(np.max(errors))}

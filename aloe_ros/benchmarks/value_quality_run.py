@@ -145,9 +145,13 @@ def sample_chunks(plan: ValueQualityPlan, config: TaskFile) -> list[LoggedChunk]
     """N chunks drawn uniformly (seeded) from all logged episodes, demos and policy alike."""
     logged = load_logged(plan.out / "data" / "demos")
     if plan.bags:
-        from aloe_ros.benchmarks.bag_snapshots import logged_from_bags
+        from aloe_ros.benchmarks.bag_snapshots import logged_from_bags, restore_fidelity
 
-        logged += logged_from_bags(plan.bags, config, IMAGE_SIZE)
+        from_bags = logged_from_bags(plan.bags, config, IMAGE_SIZE)
+        fidelity = restore_fidelity(from_bags, config)
+        (plan.out / "eval").mkdir(parents=True, exist_ok=True)
+        (plan.out / "eval" / "restore_fidelity.json").write_text(json.dumps(fidelity, indent=1))
+        logged += from_bags
     else:
         logged += load_logged(plan.out / "data" / "policy")
     every: list[LoggedChunk] = []

@@ -81,5 +81,9 @@ def run(args: argparse.Namespace) -> int:
     md.write_text(f"{header}\n\n{table}\n")
     print(header)
     print(table)
+    fidelity = args.run / "eval" / "restore_fidelity.json"
+    if args.bags and fidelity.is_file():
+        print(f"restored bag states, joint error after replaying each chunk: "
+              f"{fidelity.read_text().strip()}")
     print(f"written: {md}, {md.with_suffix('.json')}")
     return 0
