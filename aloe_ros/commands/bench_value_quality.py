@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import platform
 import time
@@ -83,7 +84,8 @@ def run(args: argparse.Namespace) -> int:
     print(table)
     fidelity = args.run / "eval" / "restore_fidelity.json"
     if args.bags and fidelity.is_file():
-        print(f"restored bag states, joint error after replaying each chunk: "
-              f"{fidelity.read_text().strip()}")
+        values = json.loads(fidelity.read_text())
+        print("restored bag states, joint error after replaying each logged chunk: "
+              + ", ".join(f"{k} {v:.3g}" for k, v in values.items()))
     print(f"written: {md}, {md.with_suffix('.json')}")
     return 0
