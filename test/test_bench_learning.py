@@ -15,6 +15,7 @@ AloeRos = str(Path(sys.executable).with_name("aloe-ros"))
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1500)
 def test_one_short_round_through_the_full_loop_then_resume(tmp_path: Path) -> None:
     out = tmp_path / "bench"
     command = [AloeRos, "bench", "learning", "--method", "aloe", "--rounds", "1",

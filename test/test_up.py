@@ -21,10 +21,10 @@ from aloe_ros.runner import GraphRunner
 AloeRos = [str(Path(sys.executable).with_name("aloe-ros"))]
 
 
-def stamp_rate(stamps: list[float], skip_s: float = 4.0) -> float:
-    """Messages per second of ROS time, from header stamps (not from arrival times), after the
-    first ``skip_s`` seconds: start-up of the other nodes (torch imports) loads the CPU."""
-    steady = [s for s in stamps if s >= stamps[0] + skip_s]
+def stamp_rate(stamps: list[float]) -> float:
+    """Messages per second of ROS time, from header stamps (not from arrival times), over the
+    second half of the stream: start-up of the other nodes (torch imports) loads the CPU."""
+    steady = [s for s in stamps if s >= stamps[0] + (stamps[-1] - stamps[0]) / 2]
     span = steady[-1] - steady[0]
     return (len(steady) - 1) / span if span > 0 else 0.0
 
