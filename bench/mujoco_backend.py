@@ -4,7 +4,8 @@ Side by side in one run, on the transfer-cube model:
 * one control step (20 ms of sim = 10 MuJoCo steps), without rendering;
 * rendering the top camera at several sizes, with our render settings (no shadows, no
   multisampling) against gym-aloha's own (shadows 4096, 4x multisampling) as the baseline;
-* the scripted expert over N episodes: success rate, retries, episode length in sim seconds.
+* the scripted expert of each scene over N episodes (seeds seed..seed+N-1): success rate,
+  retries, episode length in sim seconds.
 
     MUJOCO_GL=egl .venv/bin/python bench/mujoco_backend.py [--episodes 20] [--seed 0]
 """
@@ -66,11 +67,18 @@ def main() -> None:
         print(f"  {w}x{h:<4}                  {ours:8.1f} ms            {baseline:8.1f} ms"
               f"     {baseline / ours:5.1f}x")
 
+    for scene in ("transfer_cube", "insertion"):
+        robot = AlohaMujocoRobot(task.robot, dataclasses.replace(sim, scene=scene), {},
+                                 task.task.episode_timeout_s)
+        report_expert(scene, robot, args.episodes, args.seed)
+
+
+def report_expert(scene: str, robot: AlohaMujocoRobot, episodes: int, seed: int) -> None:
     expert = make_aloha_expert(robot)
     successes, lengths, retries, steps = 0, [], 0, 0
     start = time.perf_counter()
-    for episode in range(args.episodes):
-        robot.reset(seed=args.seed + episode)
+    for episode in range(episodes):
+        robot.reset(seed=seed + episode)
         expert.reset()
         while robot.outcome is None:
             robot.command(expert.act(0.02))
@@ -80,11 +88,10 @@ def main() -> None:
         lengths.append(robot.episode_time_s)
         retries += expert.retries
     expert_ms = (time.perf_counter() - start) / steps * 1e3
-    print(f"scripted expert: {successes}/{args.episodes} successes "
-          f"({100 * successes / args.episodes:.0f} %), {retries} retries, episode "
+    print(f"scripted expert, {scene}: {successes}/{episodes} successes "
+          f"({100 * successes / episodes:.0f} %), {retries} retries, episode "
           f"{np.median(lengths):.1f} s median ({max(lengths):.1f} s max) of sim time, "
-          f"{expert_ms:.1f} ms per control step with physics (no render)")
-
+          f"{expert_ms:.1f} ms per control step with physics (no render)", flush=True)
 
 if __name__ == "__main__":
     main()

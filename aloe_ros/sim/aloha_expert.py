@@ -283,7 +283,10 @@ def insertion_stages() -> list[Stage]:
         Stage("realign", move_objects(0.09, -0.09), 0.3),
         Stage("insert", move_objects(0.045, -0.045), 0.5, check=both_lifted,
               retry_from="reach"),
-        Stage("done", lambda o: {}),
+        Stage("push", move_objects(0.035, -0.035), 0.5),
+        # Still here: the peg jammed at the socket's rim. Back off and line them up again.
+        Stage("back off", move_objects(0.11, -0.11), 0.3, check=lambda o: False,
+              retry_from="realign"),
     ]
 
 
