@@ -56,7 +56,7 @@ def test_a_resync_to_the_measured_pose_is_not_a_jump() -> None:
     """After an episode reset the sim stands at home; the mux restarts from there."""
     far = HOME + 3 * STEP
     poses = [far, far, HOME + 0.5 * STEP]
-    measured = [(40_000_000, HOME)]           # received before the third command
+    measured = [(60_000_000, HOME)]           # stamped before the third command (2/30 s)
     assert check_commands(commands_from(poses), measured, ROBOT).safe
     assert not check_commands(commands_from(poses), [], ROBOT).safe
 

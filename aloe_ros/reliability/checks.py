@@ -63,8 +63,10 @@ def check_commands(commands: Sequence[HasCommand], measured: Sequence[tuple[int,
 
     The mux limits each command relative to the previous one, except after it resyncs (e-stop,
     episode reset, a restarted mux), where the measured pose is the reference; so a command
-    is a jump only when it is more than ``velocity_limit / rate`` from both references (the
-    measured reference is any joint state of the last 0.5 s, for the delivery lag).
+    is a jump only when it is more than ``velocity_limit / rate`` from both references. The
+    measured reference is any joint state *stamped* in the 0.5 s before the command's stamp
+    (``measured`` holds (stamp ns, positions)): the order in which a busy listener happens to
+    run its callbacks says nothing about what the mux had received.
     """
     lower = np.asarray(robot.position_lower)
     upper = np.asarray(robot.position_upper)
@@ -82,8 +84,9 @@ def check_commands(commands: Sequence[HasCommand], measured: Sequence[tuple[int,
             result.beyond_position_limits += 1
         references = [] if previous is None else [previous]
         if len(measured_times):
-            end = int(np.searchsorted(measured_times, command.received_ns, side="right"))
-            begin = int(np.searchsorted(measured_times, command.received_ns - 500_000_000))
+            stamp_ns = int(command.stamp_s * 1e9)
+            end = int(np.searchsorted(measured_times, stamp_ns, side="right"))
+            begin = int(np.searchsorted(measured_times, stamp_ns - 500_000_000))
             references += [measured[i][1] for i in range(begin, end)]
         if references:
             ratio = min(float(np.max(np.abs(q - r) / step)) for r in references)

@@ -98,7 +98,7 @@ def run_fault_trial(session: GraphSession, node: str, trial: int, rng: random.Ra
 
     # The robot: every command around the kill is safe; without a command source, it holds.
     commands = session.probe.commands(killed_ns - 2_000_000_000, observed_ns)
-    states = session.probe.joint_states(killed_ns - 3_000_000_000, observed_ns)
+    states = session.probe.stamped_joint_states(killed_ns - 3_000_000_000, observed_ns)
     check = check_commands(commands, states, session.config.robot)
     details = [f"{check.commands} commands, worst step {check.worst_step_ratio:.2f} of the "
                "limit"]

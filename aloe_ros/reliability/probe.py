@@ -153,6 +153,16 @@ class GraphProbe:
             return [j for j in self.log.joint_states if j[0] >= since_ns
                     and (until_ns is None or j[0] <= until_ns)]
 
+    def stamped_joint_states(self, since_ns: int = 0, until_ns: int | None = None
+                             ) -> list[tuple[int, np.ndarray]]:
+        """(header stamp ns, positions) of the joint states received in the window, in stamp
+        order (what check_commands compares commands with)."""
+        with self.lock:
+            rows = [(int(stamp * 1e9), q) for (received, q), stamp
+                    in zip(self.log.joint_states, self.log.joint_state_stamps)
+                    if received >= since_ns and (until_ns is None or received <= until_ns)]
+        return sorted(rows, key=lambda row: row[0])
+
     def joint_state_stamps(self) -> list[float]:
         with self.lock:
             return list(self.log.joint_state_stamps)

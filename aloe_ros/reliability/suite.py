@@ -118,7 +118,8 @@ def run_suite(options: SuiteOptions, report: Callable[[str], None]) -> SuiteResu
                        f"robot {'safe' if outcome.safe else 'UNSAFE'} "
                        f"({outcome.safety_detail}); {back}")
         result.commands = check_commands(session.probe.commands(),
-                                         session.probe.joint_states(), session.config.robot)
+                                         session.probe.stamped_joint_states(),
+                                         session.config.robot)
         result.stale_chunks = total_counter(session, "chunk_inference", "stale_chunks")
     finally:
         report("stopping the graph")
