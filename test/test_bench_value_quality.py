@@ -199,6 +199,7 @@ def test_bench_value_quality_command_tiny_budget(tmp_path: Path) -> None:
     for method in ("aloe", "td1", "awr_mc"):
         truth = json.loads((run / "eval" / f"truth_{method}.json").read_text())
         assert len(truth["values"]) == 4
+        assert truth["policy_version"].startswith(f"pack_phone-{method}-2-")
     assert len(load_logged(run / "data" / "policy")) == 1
 
     # Scoring follows each trainer's definition: td1 sees only the chunk's first step.

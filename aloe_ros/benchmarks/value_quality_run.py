@@ -168,12 +168,14 @@ def chunk_key(chunk: LoggedChunk) -> str:
 
 def ground_truths(plan: ValueQualityPlan, config: TaskFile, method: str, actor: Any,
                   chunks: list[LoggedChunk], report: Callable[[str], None]) -> list[float]:
-    """Q^{pi_M} per chunk, cached in eval/truth_<method>.json (resumable, per chunk)."""
+    """Q^{pi_M} per chunk, cached in eval/truth_<method>.json (resumable, per chunk); the
+    cache is for one actor version and rollout count, anything else starts it afresh."""
     cache_path = plan.out / "eval" / f"truth_{method}.json"
     cache: dict[str, Any] = (json.loads(cache_path.read_text()) if cache_path.is_file()
                              else {})
-    if cache.get("rollouts") != plan.rollouts:
-        cache = {"rollouts": plan.rollouts, "values": {}}
+    version = str(getattr(actor, "version", ""))
+    if cache.get("rollouts") != plan.rollouts or cache.get("policy_version") != version:
+        cache = {"rollouts": plan.rollouts, "policy_version": version, "values": {}}
     robot = make_snapshotting_robot(config, IMAGE_SIZE)
     values: list[float] = []
     for i, chunk in enumerate(chunks):
