@@ -27,7 +27,13 @@ from aloe_ros.sim.scenes import Outcome
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
-from dm_control import mujoco as dm_mujoco  # noqa: E402
+try:
+    from dm_control import mujoco as dm_mujoco
+except (ImportError, RuntimeError, OSError, AttributeError) as exc:  # the GL backend failed
+    raise ImportError(
+        f"MuJoCo cannot start its renderer MUJOCO_GL={os.environ['MUJOCO_GL']} ({exc}); "
+        "install EGL (libegl1) or OSMesa (libosmesa6) and set MUJOCO_GL=egl or osmesa"
+    ) from exc
 from gym_aloha import constants as aloha_constants  # noqa: E402
 from gym_aloha.tasks.sim import InsertionTask, TransferCubeTask  # noqa: E402
 
