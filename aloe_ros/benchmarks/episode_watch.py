@@ -5,48 +5,34 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-import rclpy
-from rclpy.executors import SingleThreadedExecutor
-from rclpy.node import Node
-
 from aloe_ros.config import TaskFile
 from aloe_ros.msg import EpisodeEvent, InterventionEvent, Status
 from aloe_ros.nodes.common import qos_profile, stamp_to_seconds
+from aloe_ros.nodes.monitor import BackgroundListener
 
 __all__ = ["EpisodeWatcher"]
 
 OUTCOMES = {EpisodeEvent.SUCCESS: True, EpisodeEvent.FAILURE: False, EpisodeEvent.ABORT: False}
 
 
-class EpisodeWatcher:
+class EpisodeWatcher(BackgroundListener):
     """Collects finished episodes: id, success, takeovers, duration (from event stamps)."""
 
     def __init__(self, config: TaskFile) -> None:
-        self.context = rclpy.Context()
-        rclpy.init(context=self.context)
-        self.node = Node("aloe_bench_watcher", context=self.context)
+        super().__init__("aloe_bench_watcher")
+        self.lock = threading.Lock()
+        self.started: dict[int, float] = {}
+        self.takeovers: dict[int, int] = {}
+        self.finished: list[dict[str, Any]] = []
+        self.status_nodes: set[str] = set()
         events = qos_profile(config.qos.events)
         self.node.create_subscription(EpisodeEvent, config.topics.episode, self.on_episode,
                                       events)
         self.node.create_subscription(InterventionEvent, config.topics.intervention,
                                       self.on_intervention, events)
-        self.status_nodes: set[str] = set()
         self.node.create_subscription(Status, config.topics.status,
                                       lambda m: self.status_nodes.add(m.node), events)
-        self.lock = threading.Lock()
-        self.started: dict[int, float] = {}
-        self.takeovers: dict[int, int] = {}
-        self.finished: list[dict[str, Any]] = []
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
-        self.thread = threading.Thread(target=self._spin, daemon=True)
-        self.thread.start()
-
-    def _spin(self) -> None:
-        try:
-            self.executor.spin()
-        except Exception:  # noqa: BLE001 - shutdown races end the thread quietly
-            pass
+        self.start()
 
     def on_episode(self, msg: EpisodeEvent) -> None:
         episode, stamp = int(msg.episode_id), stamp_to_seconds(msg.header.stamp)
@@ -64,9 +50,3 @@ class EpisodeWatcher:
             with self.lock:
                 episode = int(msg.episode_id)
                 self.takeovers[episode] = self.takeovers.get(episode, 0) + 1
-
-    def close(self) -> None:
-        self.executor.shutdown(timeout_sec=1.0)
-        self.node.destroy_node()
-        rclpy.try_shutdown(context=self.context)
-        self.thread.join(timeout=2.0)

@@ -62,6 +62,7 @@ def _spread(values: list[float], pct: bool = False) -> str:
 def success_plot(rounds: list[dict[str, Any]], path: Path, title: str) -> Path:
     """Success rate (no takeover) per round for every method on one chart."""
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -74,6 +75,7 @@ def success_plot(rounds: list[dict[str, Any]], path: Path, title: str) -> Path:
         mean = [np.mean(r) for r in rates]
         ax.plot(xs, mean, marker="o", label=method)
         ax.fill_between(xs, [min(r) for r in rates], [max(r) for r in rates], alpha=0.15)
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax.set_xlabel("round (policy after r rounds of training)")
     ax.set_ylabel("success without takeover (%)")
     ax.set_ylim(-2, 102)

@@ -18,7 +18,7 @@ from aloe_ros.config import TaskFile
 from aloe_ros.msg import EpisodeEvent, Status
 from aloe_ros.nodes.common import qos_profile
 
-__all__ = ["GraphMonitor"]
+__all__ = ["BackgroundListener", "GraphMonitor"]
 
 OUTCOME_NAMES = {EpisodeEvent.SUCCESS: "success", EpisodeEvent.FAILURE: "failure",
                  EpisodeEvent.ABORT: "abort"}
@@ -47,13 +47,40 @@ class _RateCounter:
             return len(self.times) / self.window_s
 
 
-class GraphMonitor:
-    """Owns an rclpy context of its own so it never interferes with the caller's."""
+class BackgroundListener:
+    """An rclpy node in a context of its own, spun on a daemon thread: for tools (the `up`
+    monitor, benchmark watchers) that listen beside a graph without touching its context."""
 
-    def __init__(self, config: TaskFile) -> None:
+    def __init__(self, name: str) -> None:
         self.context = rclpy.Context()
         rclpy.init(context=self.context)
-        self.node = Node("aloe_up_monitor", context=self.context)
+        self.node = Node(name, context=self.context)
+        self.executor = SingleThreadedExecutor(context=self.context)
+
+    def start(self) -> None:
+        """Spin on a daemon thread; call after the subscriptions are created."""
+        self.executor.add_node(self.node)
+        self.thread = threading.Thread(target=self._spin, daemon=True)
+        self.thread.start()
+
+    def _spin(self) -> None:
+        try:
+            self.executor.spin()
+        except Exception:  # noqa: BLE001 - shutdown races end the thread quietly
+            pass
+
+    def close(self) -> None:
+        self.executor.shutdown(timeout_sec=1.0)
+        self.node.destroy_node()
+        rclpy.try_shutdown(context=self.context)
+        self.thread.join(timeout=2.0)
+
+
+class GraphMonitor(BackgroundListener):
+    """Topic rates, episode outcomes and which nodes report Status, for `aloe-ros up`."""
+
+    def __init__(self, config: TaskFile) -> None:
+        super().__init__("aloe_up_monitor")
         sensor = qos_profile(config.qos.sensor)
         events = qos_profile(config.qos.events)
         self.rates: dict[str, _RateCounter] = {"joint_states": _RateCounter()}
@@ -72,16 +99,7 @@ class GraphMonitor:
         self.status_nodes: set[str] = set()
         self.node.create_subscription(Status, config.topics.status,
                                       lambda m: self.status_nodes.add(m.node), events)
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
-        self.thread = threading.Thread(target=self._spin, daemon=True)
-        self.thread.start()
-
-    def _spin(self) -> None:
-        try:
-            self.executor.spin()
-        except Exception:  # noqa: BLE001 - shutdown races end the thread quietly
-            pass
+        self.start()
 
     def on_episode(self, msg: EpisodeEvent) -> None:
         self.last_episode = max(self.last_episode, int(msg.episode_id))
@@ -103,9 +121,3 @@ class GraphMonitor:
 
     def totals(self) -> dict[str, int]:
         return {name: counter.total for name, counter in self.rates.items()}
-
-    def close(self) -> None:
-        self.executor.shutdown(timeout_sec=1.0)
-        self.node.destroy_node()
-        rclpy.try_shutdown(context=self.context)
-        self.thread.join(timeout=2.0)
