@@ -144,7 +144,6 @@ class SimRobotNode(AloeNode):
                 self.reset_due = self.sim_time + self.config.sim.auto_reset_s
         if self.reset_due is not None and self.sim_time >= self.reset_due:
             self.reset_scene("auto reset")
-        self.publish_joint_state(now)
         due = [name for name, t in self.camera_due.items() if self.sim_time >= t]
         if due:
             frames = self.robot.render()
@@ -163,15 +162,21 @@ class SimRobotNode(AloeNode):
 
         A late timer (a loaded machine) gets up to MAX_CATCH_UP steps at once, so the sim
         keeps real time instead of slowing down with the executor; the extra steps are counted.
+        Every step publishes its joint state, stamped with the time it stands for, so the joint
+        state stream keeps its configured rate like a real driver's.
         """
         elapsed = (now.nanoseconds - self.last_tick_ns) * 1e-9 if self.last_tick_ns else self.dt
         self.last_tick_ns = now.nanoseconds
         steps = int(min(MAX_CATCH_UP, max(1, round(elapsed / self.dt))))
         if steps > 1:
             self.count("physics_catch_up_steps", steps - 1)
-        for _ in range(steps):
+        step_ns = int(self.dt * 1e9)
+        for index in range(steps):
             step = self.robot.step(self.dt)
             self.sim_time += self.dt
+            self.publish_joint_state(Time(nanoseconds=now.nanoseconds
+                                          - (steps - 1 - index) * step_ns,
+                                          clock_type=now.clock_type))
             if step.outcome is not None:
                 return step
         return step
