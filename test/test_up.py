@@ -53,11 +53,12 @@ def test_up_pack_phone_sim_delivers_joint_states_and_images(ros_context, tmp_pat
     log_path = tmp_path / "up.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            [*AloeRos, "up", "pack_phone", "--sim", "--duration", "10", "--record",
+            [*AloeRos, "up", "pack_phone", "--sim", "--duration", "20", "--record",
              str(tmp_path / "bags")], stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path)
         try:
             # Collect until the runner exits (its --duration bounds the test).
-            spin_until(executor, lambda: process.poll() is not None, timeout_s=90)
+            # 20 s: the torch nodes take ~10 s to start on 2 cores; rates are read after that.
+            spin_until(executor, lambda: process.poll() is not None, timeout_s=120)
         finally:
             if process.poll() is None:
                 process.send_signal(signal.SIGINT)
@@ -71,7 +72,9 @@ def test_up_pack_phone_sim_delivers_joint_states_and_images(ros_context, tmp_pat
                                                                rel=0.2)
     for camera in config.cameras:
         assert len(stamps[camera.name]) > 30, (camera.name, output)
-        assert stamp_rate(stamps[camera.name]) == pytest.approx(camera.fps, rel=0.2)
+        # Frames are rendered on the physics tick; a starved tick may skip one (counted as
+        # late_frames_<camera> in the sim's Status), hence the wider band than joint states.
+        assert stamp_rate(stamps[camera.name]) == pytest.approx(camera.fps, rel=0.25)
         assert shapes[camera.name] == (camera.height, camera.width)
 
 

@@ -98,6 +98,12 @@ def run_node(
         except ConfigError as exc:
             print(f"[aloe_ros] configuration error: {exc}", file=sys.stderr)
             return 2
+        except Exception:
+            # Stopped (SIGINT/SIGTERM) while still starting, e.g. during a slow torch import:
+            # creating publishers on the shut-down context fails. That is a stop, not a crash.
+            if not rclpy.ok():
+                return 0
+            raise
         executor = MultiThreadedExecutor(threads) if threads > 1 else SingleThreadedExecutor()
         executor.add_node(node)
         try:
