@@ -31,7 +31,7 @@ from aloe_ros.io.episodes import Episode
 from aloe_ros.io.transitions import episode_to_transitions
 from aloe_ros.policies.base import ChunkPolicy, Observation
 from aloe_ros.policies.executor import ChunkExecutor
-from aloe_ros.policies.sim_rollouts import executor_config
+from aloe_ros.policies.sim_rollouts import executor_config, physics_tick
 from aloe_ros.sim.robot import SimRobot
 
 __all__ = ["GroundTruth", "LoggedChunk", "SimSnapshot", "SnapshottingSimRobot",
@@ -141,16 +141,6 @@ def make_snapshotting_robot(config: TaskFile, image_size: tuple[int, int] | None
     cameras = {c.name: (c.height, c.width) for c in config.cameras}
     return SnapshottingSimRobot(config.robot, config.sim, cameras, config.task.episode_timeout_s,
                                 image_size)
-
-
-def physics_tick(robot: SimRobot, config: TaskFile) -> None:
-    """One control tick of physics, sub-stepped at ``sim.physics_rate_hz`` (as sim_rollouts)."""
-    substeps = max(1, round(config.sim.physics_rate_hz / config.robot.control_rate_hz))
-    dt = 1.0 / config.robot.control_rate_hz / substeps
-    for _ in range(substeps):
-        robot.step(dt)
-        if robot.outcome is not None:
-            return
 
 
 def replay_then_policy(config: TaskFile, robot: SnapshottingSimRobot, snapshot: SimSnapshot,

@@ -21,8 +21,8 @@ from aloe_ros.policies.executor import ChunkExecutor, ExecutorConfig
 from aloe_ros.sim.expert import ScriptedExpert
 from aloe_ros.sim.robot import SimRobot
 
-__all__ = ["RolloutResult", "executor_config", "make_sim_robot", "record_expert_episode",
-           "rollout_policy"]
+__all__ = ["RolloutResult", "executor_config", "make_sim_robot", "physics_tick",
+           "record_expert_episode", "rollout_policy"]
 
 log = logging.getLogger(__name__)
 
@@ -90,8 +90,8 @@ class _Recorder:
             metadata={"scene": config.sim.scene})
 
 
-def _advance(robot: SimRobot, config: TaskFile) -> None:
-    """One control tick of physics: sub-steps at the physics rate."""
+def physics_tick(robot: SimRobot, config: TaskFile) -> None:
+    """One control tick of physics: sub-steps at the physics rate, stopping at an outcome."""
     substeps = max(1, round(config.sim.physics_rate_hz / config.robot.control_rate_hz))
     dt = 1.0 / config.robot.control_rate_hz / substeps
     for _ in range(substeps):
@@ -114,7 +114,7 @@ def record_expert_episode(config: TaskFile, robot: SimRobot, seed: int, episode_
         command = expert.act(dt)
         robot.command(command)
         recorder.add(steps * dt, frames, state, command, True, "")
-        _advance(robot, config)
+        physics_tick(robot, config)
         steps += 1
     outcome = robot.outcome
     episode = recorder.episode(config, episode_id=episode_id, source="demo",
@@ -150,7 +150,7 @@ def rollout_policy(config: TaskFile, robot: SimRobot, policy: ChunkPolicy, seed:
         robot.command(command)
         recorder.add(steps * dt, frames if record_images else {}, state, command, False,
                      policy.version)
-        _advance(robot, config)
+        physics_tick(robot, config)
         steps += 1
     outcome = robot.outcome
     episode = recorder.episode(config, episode_id=episode_id, source="online",
