@@ -43,6 +43,12 @@ class LearningBenchPlan:
     train_updates: int = 300
     intervention_rate: float = 1.0
     threads: int = 1
+    # ros: the node graph over DDS in real time; inprocess: the same actors in one process.
+    loop: str = "ros"
+    batch_size: int = 0           # learner batch (0: learning.batch_size of the task)
+    # learning.advantage_beta for ALOE and AWR (None: the task's). Sparse 0/1 rewards with
+    # gamma = 0.99 give advantages of ~0.05-0.1, so beta = 1 weights everything ~1.
+    advantage_beta: float | None = None
 
 
 @dataclass
@@ -104,6 +110,8 @@ def round_config(plan: LearningBenchPlan, seed: int, round_index: int, folder: P
     recording = data.setdefault("recording", {})
     recording["enabled"] = True
     # The sim's privileged state, so `bench value-quality --bags` can restore logged states.
+    if plan.advantage_beta is not None:
+        data.setdefault("learning", {})["advantage_beta"] = plan.advantage_beta
     extras = recording.setdefault("extra_topics", [])
     if "/aloe/sim/state" not in extras:
         extras.append("/aloe/sim/state")
@@ -162,13 +170,66 @@ def collect(plan: LearningBenchPlan, config_path: Path, policy: Path, bag_dir: P
         result.episode_outcomes.append(episode)
 
 
-def train(plan: LearningBenchPlan, method: str, data: list[Path], init: Path, out: Path) -> float:
-    """Offline training of ``method`` on ``data`` from actor ``init``; returns seconds."""
+def collect_inprocess(plan: LearningBenchPlan, config_path: Path, policy_dir: Path,
+                      episode_dir: Path, result: RoundResult, progress: Any = None) -> None:
+    """The same round without the transport (benchmarks.inprocess_loop); fills ``result``."""
+    import torch
+
+    from aloe_ros.benchmarks.inprocess_loop import collect_episodes
+    from aloe_ros.policies.checkpoint import LeRobotBinding, apply_inference_settings, load_policy
+
+    torch.set_num_threads(max(1, plan.threads))
+    config = load_task_config(config_path)
+    binding = LeRobotBinding(list(config.robot.joint_names), [c.name for c in config.cameras],
+                             dict(config.policy.camera_keys), config.task.text)
+    policy = load_policy(str(policy_dir), binding=binding, device=config.policy.device)
+    apply_inference_settings(policy, flow_steps=config.policy.flow_steps,
+                             noise_scale=config.policy.noise_scale)
     start = time.monotonic()
-    _cli(["train", *map(str, data), "--out", str(out), "--task", plan.task, "--policy", str(init),
+    # Episode seeds follow the round's sim seed, as the node graph's sim would.
+    episodes = collect_episodes(config, policy, episode_dir, episodes=plan.episodes_per_round,
+                                seed=config.sim.seed * 1000, progress=progress)
+    result.wall_time_s = time.monotonic() - start
+    for episode in episodes:
+        result.episodes += 1
+        result.robot_time_s += episode.duration_s
+        result.takeovers += episode.takeovers
+        if episode.success and episode.takeovers == 0:
+            result.successes += 1
+        elif episode.success:
+            result.assisted_successes += 1
+        else:
+            result.failures += 1
+        result.episode_outcomes.append({
+            "success": episode.success, "reason": episode.reason,
+            "takeovers": episode.takeovers, "duration_s": round(episode.duration_s, 2)})
+
+
+def train(plan: LearningBenchPlan, method: str, data: list[Path], init: Path, out: Path,
+          task: Path | str | None = None, learner_state: Path | None = None) -> float:
+    """Offline training of ``method`` on ``data`` from actor ``init``; returns seconds.
+
+    ``task``: the round's task YAML (its learning section), default the plan's task.
+    ``learner_state``: the previous round's output, whose critic and optimisers carry over
+    (the paper keeps one critic across rounds; a fresh one per round would relearn from zero).
+    """
+    start = time.monotonic()
+    extra = ["--batch-size", str(plan.batch_size)] if plan.batch_size > 0 else []
+    if learner_state is not None and (learner_state / "learner" / "state.pt").is_file():
+        extra += ["--init-learner", str(learner_state)]
+    _cli(["train", *map(str, data), "--out", str(out), "--task", str(task or plan.task),
+          "--policy", str(init),
           "--method", method, "--updates", str(plan.train_updates), "--no-plots",
-          "--threads", str(plan.threads)])
+          "--threads", str(plan.threads), *extra])
     return time.monotonic() - start
+
+
+def round_data(plan: LearningBenchPlan, root: Path, up_to_round: int) -> list[Path]:
+    """Every round's recordings so far: bag directories (ros) or episode directories."""
+    if plan.loop == "inprocess":
+        return [root / f"round{q}" / "episodes" for q in range(up_to_round + 1)]
+    return sorted(p for q in range(up_to_round + 1)
+                  for p in (root / f"round{q}" / "bags").iterdir() if p.is_dir())
 
 
 def run_method_seed(plan: LearningBenchPlan, method: str, seed: int,
@@ -189,15 +250,22 @@ def run_method_seed(plan: LearningBenchPlan, method: str, seed: int,
         else:
             result = RoundResult(method, seed, r, str(policy))
             report(f"{tag}: collecting {plan.episodes_per_round} episodes with {policy}")
-            collect(plan, round_config(plan, seed, r, folder), policy, folder / "bags", result,
-                    progress=lambda done, tag=tag: report(
-                        f"{tag}: {done}/{plan.episodes_per_round} episodes", transient=True))
+
+            def progress(done: int, tag: str = tag) -> None:
+                report(f"{tag}: {done}/{plan.episodes_per_round} episodes", transient=True)
+
+            task_yaml = round_config(plan, seed, r, folder)
+            if plan.loop == "inprocess":
+                collect_inprocess(plan, task_yaml, policy, folder / "episodes", result,
+                                  progress=progress)
+            else:
+                collect(plan, task_yaml, policy, folder / "bags", result, progress=progress)
             if r < plan.rounds:
-                bags = sorted(p for q in range(r + 1)
-                              for p in (root / f"round{q}" / "bags").iterdir() if p.is_dir())
-                report(f"{tag}: training {method} on {len(bags)} bag(s) + demos")
+                bags = round_data(plan, root, r)
+                report(f"{tag}: training {method} on {len(bags)} recording(s) + demos")
+                previous = root / f"round{r - 1}" / "trained" if r > 0 else None
                 result.learner_time_s = train(plan, method, [demos, *bags], policy,
-                                              folder / "trained")
+                                              folder / "trained", task_yaml, previous)
             saved.write_text(json.dumps(asdict(result), indent=1))
             report(f"{tag}: {result.successes}/{result.episodes} autonomous successes, "
                    f"{result.assisted_successes} assisted, {result.takeovers} takeovers, "

@@ -30,6 +30,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--intervention-rate", type=float, default=1.0,
                         help="probability the simulated operator acts on a predicted failure")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads for training")
+    parser.add_argument("--batch-size", type=int, default=0,
+                        help="learner batch size (0: learning.batch_size of the task)")
+    parser.add_argument("--advantage-beta", type=float, default=None, metavar="BETA",
+                        help="learning.advantage_beta for aloe / awr_mc (default: the task's)")
+    parser.add_argument("--loop", choices=("ros", "inprocess"), default="ros",
+                        help="ros: collect through the node graph over DDS in real time "
+                             "(default); inprocess: the same policy, executor, operator and "
+                             "teleop code in one process, in sim time (~10x faster)")
 
 
 def _report(line: str, transient: bool = False) -> None:
@@ -53,7 +61,8 @@ def run(args: argparse.Namespace) -> int:
         episodes_per_round=args.episodes_per_round, seeds=list(range(args.seeds)),
         out=args.out, demo_episodes=args.demo_episodes, bc_steps=args.bc_steps,
         train_updates=args.train_updates, intervention_rate=args.intervention_rate,
-        threads=args.threads)
+        threads=args.threads, loop=args.loop, batch_size=args.batch_size,
+        advantage_beta=args.advantage_beta)
     start = time.monotonic()
     run_plan(plan, _report)
     rounds = load_rounds(args.out)
@@ -63,7 +72,11 @@ def run(args: argparse.Namespace) -> int:
     header = (f"task {args.task}, methods {', '.join(plan.methods)}, seeds {plan.seeds}, "
               f"{plan.rounds} training rounds + 1 eval, {plan.episodes_per_round} episodes per "
               f"round, base BC {plan.bc_steps} steps on {plan.demo_episodes} demos, "
-              f"{plan.train_updates} learner updates per round; machine: {platform.machine()} "
+              f"{plan.train_updates} learner updates per round"
+              f"{f' (batch {plan.batch_size})' if plan.batch_size else ''}"
+              f"{f', advantage beta {plan.advantage_beta:g}' if plan.advantage_beta else ''}"
+              f", collection loop "
+              f"{plan.loop}; machine: {platform.machine()} "
               f"{platform.node()}; wall time {time.monotonic() - start:.0f} s")
     (args.out / "results.md").write_text(f"{header}\n\n{table}\n")
     print(header)

@@ -37,6 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log-every", type=int, default=25, help="metrics row every N updates")
     parser.add_argument("--resume", action="store_true",
                         help="continue from the learner state in --out")
+    parser.add_argument("--init-learner", default="", metavar="DIR",
+                        help="start the critic, optimisers and update count from the learner "
+                             "state of an earlier run (rounds: the critic carries over)")
     parser.add_argument("--no-plots", action="store_true")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
     parser.add_argument("--distributed", action="store_true",
@@ -102,6 +105,15 @@ def run(args: argparse.Namespace) -> int:
     if args.resume and (out / "learner" / "state.pt").is_file():
         load_trainer_state(out, trainer, map_location=config.learning.device)
         print(f"aloe-ros train: resumed {trainer.method} at update {trainer.step}")
+    elif args.init_learner:
+        try:
+            load_trainer_state(args.init_learner, trainer, map_location=config.learning.device)
+        except (OSError, KeyError, RuntimeError, ValueError) as exc:
+            print(f"aloe-ros train: --init-learner {args.init_learner}: no usable learner "
+                  f"state for method {trainer.method} ({type(exc).__name__}: {exc})")
+            return 2
+        print(f"aloe-ros train: critic and optimisers from {args.init_learner} "
+              f"(update {trainer.step})")
     learner = Learner(config, trainer, build_replay(config), checkpoint_dir=out,
                       fresh_actor=fresh)
     image_size = getattr(getattr(actor, "config", None), "image_size", None)

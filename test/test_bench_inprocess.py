@@ -1,0 +1,151 @@
+"""The in-process collection loop of `bench learning --loop inprocess` (no ROS, no DDS)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from aloe_ros.benchmarks.inprocess_loop import (
+    collect_episodes,
+    downsample_factor,
+    rollout_assisted,
+)
+from aloe_ros.benchmarks.learning_report import load_rounds
+from aloe_ros.config import load_task_config
+from aloe_ros.io.episodes import Episode, load_episode_dir
+from aloe_ros.io.transitions import episode_to_transitions
+from aloe_ros.policies.base import Observation
+from aloe_ros.policies.sim_rollouts import make_sim_robot
+from aloe_ros.sim.operator import SimulatedOperator
+
+AloeRos = str(Path(sys.executable).with_name("aloe-ros"))
+
+
+class HoldingPolicy:
+    """Answers every request with 'stay where you are': a policy that never makes progress."""
+
+    chunk_horizon = 50
+    version = "hold@1"
+    camera_names = ["top", "left_wrist", "right_wrist"]
+
+    def __init__(self, joint_names: list[str]) -> None:
+        self.joint_names = joint_names
+        self.action_dim = len(joint_names)
+        self.requests = 0
+
+    def reset(self) -> None:
+        pass
+
+    def predict_chunk(self, observation: Observation) -> np.ndarray:
+        self.requests += 1
+        return np.repeat(observation.state[None].astype(np.float32), self.chunk_horizon, axis=0)
+
+    def sample_chunks(self, observation: Observation, count: int) -> np.ndarray:
+        return np.stack([self.predict_chunk(observation) for _ in range(count)])
+
+
+def small_task(intervention_rate: float):  # type: ignore[no-untyped-def]
+    config = load_task_config("pack_phone")
+    config.task.episode_timeout_s = 20.0
+    config.operator.intervention_rate = intervention_rate
+    config.operator.stall_s = 2.0
+    return config
+
+
+def run_one(intervention_rate: float, image_size: tuple[int, int] | None = (48, 64)):  # type: ignore[no-untyped-def]
+    config = small_task(intervention_rate)
+    policy = HoldingPolicy(list(config.robot.joint_names))
+    operator = SimulatedOperator(config, config.operator, np.random.default_rng(0))
+    result = rollout_assisted(config, make_sim_robot(config), policy, operator, seed=5,
+                              episode_id=3, image_size=image_size)
+    return config, policy, result
+
+
+def test_downsample_factor_only_for_exact_integer_area_ratios() -> None:
+    assert downsample_factor((240, 320), (48, 64)) == 5
+    assert downsample_factor((480, 640), (48, 64)) == 10
+    assert downsample_factor((240, 320), None) == 1
+    assert downsample_factor((250, 320), (48, 64)) == 1, "not an exact multiple: keep the frame"
+    assert downsample_factor((240, 300), (48, 64)) == 1, "aspect differs: keep the frame"
+
+
+def test_a_stalled_policy_gets_taken_over_and_the_steps_are_labelled_human() -> None:
+    config, policy, result = run_one(intervention_rate=1.0)
+    episode = result.episode
+    assert result.takeovers >= 1
+    assert episode.human.any() and not episode.human[0], "the policy starts, the operator helps"
+    assert all(v == "" for v, h in zip(episode.policy_versions, episode.human) if h)
+    assert all(v == "hold@1" for v, h in zip(episode.policy_versions, episode.human) if not h)
+    # Human targets go through teleop's bounded-speed follower: no jump at the takeover.
+    speed = np.minimum(config.joystick.max_joint_speed,
+                       np.asarray(config.robot.velocity_limits))
+    gripper = [config.robot.joint_names.index(j) for j in config.robot.gripper_joints]
+    speed[gripper] = np.minimum(config.joystick.gripper_speed,
+                                np.asarray(config.robot.velocity_limits)[gripper])
+    first = int(np.argmax(episode.human))
+    jump = np.abs(episode.actions[first] - episode.actions[first - 1])
+    assert np.all(jump <= speed / config.robot.control_rate_hz + 1e-5)
+    assert abs(result.duration_s - len(episode) / config.robot.control_rate_hz) < 1e-6
+    # Frames stored at the policy's input size; the learner cuts intervention chunks from it.
+    assert episode.images["top"].shape[1:] == (48, 64, 3)
+    sources = {t.source for t in episode_to_transitions(
+        episode, chunk_length=50, execute_horizon=25, gamma=0.99)}
+    assert sources == {"online", "intervention"}
+    if result.success:
+        assert episode.rewards[-1] == 1.0 and episode.rewards.sum() == 1.0
+
+
+def test_without_interventions_the_stalled_policy_times_out_alone() -> None:
+    config, policy, result = run_one(intervention_rate=0.0, image_size=None)
+    assert result.takeovers == 0 and not result.episode.human.any()
+    assert not result.success and result.reason == "timeout"
+    assert result.episode.rewards.sum() == 0.0
+    assert result.episode.images["top"].shape[1:] == (240, 320, 3), "no size given: full frames"
+    # Executing 25 of 50 rows per chunk: about one request per 25 ticks.
+    assert policy.requests == pytest.approx(len(result.episode) / 25, abs=2)
+
+
+def test_collect_writes_an_episode_directory_the_trainer_reads(tmp_path: Path) -> None:
+    config = small_task(1.0)
+    config.task.episode_timeout_s = 4.0
+    policy = HoldingPolicy(list(config.robot.joint_names))
+    seen: list[int] = []
+    results = collect_episodes(config, policy, tmp_path / "eps", episodes=2, seed=10,
+                               progress=seen.append)
+    assert seen == [1, 2]
+    saved = load_episode_dir(tmp_path / "eps")
+    assert [e.episode_id for e in saved] == [0, 1]
+    assert all(isinstance(e, Episode) and e.metadata["collector"] == "inprocess" for e in saved)
+    assert [len(e) for e in saved] == [len(r.episode) for r in results]
+    assert all(r.episode.images == {} for r in results), "frames live on disk, not in memory"
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_bench_learning_inprocess_carries_the_critic_across_rounds(tmp_path: Path) -> None:
+    out = tmp_path / "bench"
+    command = [AloeRos, "bench", "learning", "--loop", "inprocess", "--method", "aloe",
+               "--rounds", "2", "--episodes-per-round", "1", "--seeds", "1",
+               "--demo-episodes", "2", "--bc-steps", "5", "--train-updates", "3",
+               "--batch-size", "8", "--advantage-beta", "0.05", "--out", str(out)]
+    first = subprocess.run(command, capture_output=True, text=True, timeout=800, cwd=tmp_path)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    rounds = {r["round"]: r for r in load_rounds(out)}
+    assert set(rounds) == {0, 1, 2}
+    assert all(r["episodes"] == 1 and r["robot_time_s"] > 0 for r in rounds.values())
+    seed_dir = out / "aloe" / "seed0"
+    assert list((seed_dir / "round0" / "episodes").glob("episode_*.npz"))
+    # Round 1 starts from round 0's critic: its update count continues (3 -> 6).
+    meta = json.loads((seed_dir / "round1" / "trained" / "learner" / "learner.json").read_text())
+    assert meta["step"] == 6, meta
+    assert "critic and optimisers from" in first.stdout
+    task = (seed_dir / "round0" / "task.yaml").read_text()
+    assert "advantage_beta: 0.05" in task
+    assert "collection loop inprocess" in (out / "results.md").read_text()
+    again = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert again.returncode == 0 and again.stdout.count("done earlier") == 3
