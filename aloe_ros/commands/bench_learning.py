@@ -20,7 +20,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="one or more methods (default: all four)")
     parser.add_argument("--rounds", type=int, default=3, help="training rounds (then one eval)")
     parser.add_argument("--episodes-per-round", type=int, default=10)
-    parser.add_argument("--seeds", type=int, default=3, help="number of seeds (0..S-1)")
+    parser.add_argument("--seeds", type=int, default=3,
+                        help="number of seeds (FIRST..FIRST+S-1)")
+    parser.add_argument("--first-seed", type=int, default=0, metavar="FIRST",
+                        help="first seed (to spread seeds over machines or processes that "
+                             "share --out)")
     parser.add_argument("--out", type=Path, required=True, metavar="DIR")
     parser.add_argument("--demo-episodes", type=int, default=20,
                         help="scripted demos for the base policy")
@@ -58,8 +62,9 @@ def run(args: argparse.Namespace) -> int:
             return 2
     plan = LearningBenchPlan(
         task=args.task, methods=list(args.method), rounds=args.rounds,
-        episodes_per_round=args.episodes_per_round, seeds=list(range(args.seeds)),
-        out=args.out, demo_episodes=args.demo_episodes, bc_steps=args.bc_steps,
+        episodes_per_round=args.episodes_per_round,
+        seeds=list(range(args.first_seed, args.first_seed + args.seeds)), out=args.out,
+        demo_episodes=args.demo_episodes, bc_steps=args.bc_steps,
         train_updates=args.train_updates, intervention_rate=args.intervention_rate,
         threads=args.threads, loop=args.loop, batch_size=args.batch_size,
         advantage_beta=args.advantage_beta)
