@@ -205,3 +205,29 @@ def test_critic_ranks_a_successful_chunk_above_a_failing_one() -> None:
     assert adv[0] > adv[1] + 0.3
     weights = torch.exp(torch.tensor(adv).clamp(-cfg.advantage_clip, cfg.advantage_clip))
     assert weights[0] > weights[1]
+
+
+def test_build_trainer_samples_the_actor_as_deployed() -> None:
+    """The learner's bootstrap / V samples use the task's noise_scale and flow_steps."""
+    from policy_fixtures import tiny_builtin
+
+    from aloe_ros.config import load_task_config
+    from aloe_ros.learning.factory import build_trainer
+
+    config = load_task_config("pack_phone")
+    config.policy.noise_scale, config.policy.flow_steps = 0.5, 3
+    config.learning.method = "dagger"
+    actor = tiny_builtin(config)
+    assert actor.noise_scale == 1.0
+    build_trainer(config, actor)
+    assert (actor.noise_scale, actor.flow_steps) == (0.5, 3)
+    # noise 0: every sample is the same chunk (integrated from the mean).
+    config.policy.noise_scale = 0.0
+    build_trainer(config, actor)
+    from aloe_ros.policies.base import Observation
+
+    frames = {c.name: np.zeros((24, 32, 3), np.uint8) for c in config.cameras}
+    observation = Observation(frames, np.zeros(config.robot.action_dim, np.float32),
+                              config.task.text, 0.0)
+    chunks = actor.sample_chunks(observation, 3)
+    assert np.allclose(chunks[0], chunks[1]) and np.allclose(chunks[0], chunks[2])

@@ -49,6 +49,8 @@ class LearningBenchPlan:
     # learning.advantage_beta for ALOE and AWR (None: the task's). Sparse 0/1 rewards with
     # gamma = 0.99 give advantages of ~0.05-0.1, so beta = 1 weights everything ~1.
     advantage_beta: float | None = None
+    # policy.noise_scale of the deployed (and critic-evaluated) policy (None: the task's).
+    noise_scale: float | None = None
 
 
 @dataclass
@@ -110,6 +112,8 @@ def round_config(plan: LearningBenchPlan, seed: int, round_index: int, folder: P
     recording = data.setdefault("recording", {})
     recording["enabled"] = True
     # The sim's privileged state, so `bench value-quality --bags` can restore logged states.
+    if plan.noise_scale is not None:
+        data.setdefault("policy", {})["noise_scale"] = plan.noise_scale
     if plan.advantage_beta is not None:
         data.setdefault("learning", {})["advantage_beta"] = plan.advantage_beta
     extras = recording.setdefault("extra_topics", [])

@@ -38,6 +38,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="learner batch size (0: learning.batch_size of the task)")
     parser.add_argument("--advantage-beta", type=float, default=None, metavar="BETA",
                         help="learning.advantage_beta for aloe / awr_mc (default: the task's)")
+    parser.add_argument("--noise-scale", type=float, default=None, metavar="S",
+                        help="policy.noise_scale while deployed and in the learner's samples "
+                             "(default: the task's; docs/inference.md has success per scale)")
     parser.add_argument("--loop", choices=("ros", "inprocess"), default="ros",
                         help="ros: collect through the node graph over DDS in real time "
                              "(default); inprocess: the same policy, executor, operator and "
@@ -67,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
         demo_episodes=args.demo_episodes, bc_steps=args.bc_steps,
         train_updates=args.train_updates, intervention_rate=args.intervention_rate,
         threads=args.threads, loop=args.loop, batch_size=args.batch_size,
-        advantage_beta=args.advantage_beta)
+        advantage_beta=args.advantage_beta, noise_scale=args.noise_scale)
     start = time.monotonic()
     run_plan(plan, _report)
     rounds = load_rounds(args.out)
@@ -80,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
               f"{plan.train_updates} learner updates per round"
               f"{f' (batch {plan.batch_size})' if plan.batch_size else ''}"
               f"{f', advantage beta {plan.advantage_beta:g}' if plan.advantage_beta else ''}"
+              f"{f', noise scale {plan.noise_scale:g}' if plan.noise_scale is not None else ''}"
               f", collection loop "
               f"{plan.loop}; machine: {platform.machine()} "
               f"{platform.node()}; wall time {time.monotonic() - start:.0f} s")

@@ -11,6 +11,7 @@ from aloe_ros.learning.critic import CriticEnsemble, ValueNetwork
 from aloe_ros.learning.replay import ChunkReplay, ReplaySpec
 from aloe_ros.learning.trainer_base import GradientSync, Trainer
 from aloe_ros.policies.base import TrainableChunkPolicy
+from aloe_ros.policies.checkpoint import apply_inference_settings
 
 __all__ = ["METHODS", "build_critic", "build_replay", "build_trainer", "replay_spec"]
 
@@ -49,6 +50,10 @@ def build_trainer(config: TaskFile, actor: TrainableChunkPolicy, *,
     learning = config.learning
     device = device or learning.device
     method = learning.method
+    # The critic's bootstrap chunks and V(o) samples must come from the policy as deployed
+    # (policy.noise_scale / flow_steps), or ALOE values a different policy than the robot runs.
+    apply_inference_settings(actor, flow_steps=config.policy.flow_steps,
+                             noise_scale=config.policy.noise_scale)
     if method in ("aloe", "td1"):
         return AloeTrainer(actor, build_critic(config), learning, device=device,
                            gradient_sync=gradient_sync, method=method)
