@@ -149,3 +149,32 @@ def test_bench_learning_inprocess_carries_the_critic_across_rounds(tmp_path: Pat
     assert "collection loop inprocess" in (out / "results.md").read_text()
     again = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert again.returncode == 0 and again.stdout.count("done earlier") == 3
+
+
+@pytest.mark.parametrize("override, expected", [
+    ("learning.no_such_key=1", "no_such_key"),
+    ("learning.critic_warmup_updates=lots", "critic_warmup_updates"),
+    ("learning", "section.key=value"),
+])
+def test_a_bad_task_override_stops_before_any_work(tmp_path: Path, override: str,
+                                                   expected: str) -> None:
+    out = tmp_path / "bench"
+    run = subprocess.run([AloeRos, "bench", "learning", "--loop", "inprocess", "--method", "aloe",
+                          "--seeds", "1", "--set", override, "--out", str(out)],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2, run.stdout + run.stderr
+    assert expected in run.stdout
+    assert not (out / "base").exists(), "nothing was built"
+
+
+def test_overrides_land_in_every_round_config(tmp_path: Path) -> None:
+    from aloe_ros.benchmarks.learning import LearningBenchPlan, round_config
+
+    plan = LearningBenchPlan(task="pack_phone", methods=["aloe"], rounds=1, episodes_per_round=1,
+                             seeds=[0], out=tmp_path, noise_scale=0.5, advantage_beta=0.05,
+                             overrides=["learning.critic_warmup_updates=100"])
+    config = load_task_config(round_config(plan, 0, 1, tmp_path))
+    assert config.learning.critic_warmup_updates == 100
+    assert config.learning.advantage_beta == 0.05
+    assert config.policy.noise_scale == 0.5
+    assert config.sim.seed == 1

@@ -51,6 +51,8 @@ class LearningBenchPlan:
     advantage_beta: float | None = None
     # policy.noise_scale of the deployed (and critic-evaluated) policy (None: the task's).
     noise_scale: float | None = None
+    # Further task-YAML overrides for every round, "section.key=value" (value parsed as YAML).
+    overrides: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -116,12 +118,37 @@ def round_config(plan: LearningBenchPlan, seed: int, round_index: int, folder: P
         data.setdefault("policy", {})["noise_scale"] = plan.noise_scale
     if plan.advantage_beta is not None:
         data.setdefault("learning", {})["advantage_beta"] = plan.advantage_beta
+    for override in plan.overrides:
+        apply_override(data, override)
     extras = recording.setdefault("extra_topics", [])
     if "/aloe/sim/state" not in extras:
         extras.append("/aloe/sim/state")
     path = folder / "task.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
+
+
+def apply_override(data: dict[str, Any], override: str) -> None:
+    """``section.key=value`` into a task YAML dict; the loader then checks key and type."""
+    path, sep, raw = override.partition("=")
+    keys = [k for k in path.strip().split(".") if k]
+    if not sep or not keys:
+        raise ValueError(f"--set {override!r}: expected section.key=value")
+    node = data
+    for key in keys[:-1]:
+        child = node.setdefault(key, {})
+        if not isinstance(child, dict):
+            raise ValueError(f"--set {override!r}: {key} is not a section")
+        node = child
+    node[keys[-1]] = yaml.safe_load(raw)
+
+
+def check_plan(plan: LearningBenchPlan) -> None:
+    """Build and load one round's task YAML up front: a bad --set stops before any work."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        load_task_config(round_config(plan, plan.seeds[0], 0, Path(tmp)))
 
 
 def collect(plan: LearningBenchPlan, config_path: Path, policy: Path, bag_dir: Path,

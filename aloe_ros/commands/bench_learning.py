@@ -41,6 +41,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--noise-scale", type=float, default=None, metavar="S",
                         help="policy.noise_scale while deployed and in the learner's samples "
                              "(default: the task's; docs/inference.md has success per scale)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="KEY=VALUE",
+                        help="task YAML override for every round, e.g. "
+                             "learning.critic_warmup_updates=100 (repeatable)")
     parser.add_argument("--loop", choices=("ros", "inprocess"), default="ros",
                         help="ros: collect through the node graph over DDS in real time "
                              "(default); inprocess: the same policy, executor, operator and "
@@ -56,7 +60,7 @@ def _report(line: str, transient: bool = False) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from aloe_ros.benchmarks.learning import LearningBenchPlan, run_plan
+    from aloe_ros.benchmarks.learning import LearningBenchPlan, check_plan, run_plan
     from aloe_ros.benchmarks.learning_report import load_rounds, results_table, success_plot
 
     for name in ("rounds", "episodes_per_round", "seeds"):
@@ -70,7 +74,13 @@ def run(args: argparse.Namespace) -> int:
         demo_episodes=args.demo_episodes, bc_steps=args.bc_steps,
         train_updates=args.train_updates, intervention_rate=args.intervention_rate,
         threads=args.threads, loop=args.loop, batch_size=args.batch_size,
-        advantage_beta=args.advantage_beta, noise_scale=args.noise_scale)
+        advantage_beta=args.advantage_beta, noise_scale=args.noise_scale,
+        overrides=list(args.overrides))
+    try:
+        check_plan(plan)
+    except ValueError as exc:   # ConfigError included: it names the YAML key
+        print(f"aloe-ros bench learning: {exc}")
+        return 2
     start = time.monotonic()
     run_plan(plan, _report)
     rounds = load_rounds(args.out)
@@ -84,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
               f"{f' (batch {plan.batch_size})' if plan.batch_size else ''}"
               f"{f', advantage beta {plan.advantage_beta:g}' if plan.advantage_beta else ''}"
               f"{f', noise scale {plan.noise_scale:g}' if plan.noise_scale is not None else ''}"
+              f"{''.join(f', {o}' for o in plan.overrides)}"
               f", collection loop "
               f"{plan.loop}; machine: {platform.machine()} "
               f"{platform.node()}; wall time {time.monotonic() - start:.0f} s")
