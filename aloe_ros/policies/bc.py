@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from aloe_ros.config import TaskFile
-from aloe_ros.io.episodes import Episode, EpisodeFormatError, load_episode_dir
+from aloe_ros.io.episodes import Episode, EpisodeFormatError
 from aloe_ros.policies.base import ObservationBatch, PolicyError
 from aloe_ros.policies.builtin import BuiltinPolicy, BuiltinPolicyConfig
 
@@ -45,18 +45,21 @@ def load_episodes(paths: Iterable[Path | str], config: TaskFile,
     for raw in paths:
         path = Path(raw)
         if path.is_file() and path.suffix == ".npz":
-            loaded = [Episode.load(path)]
+            files = [path]
         elif path.is_dir() and any(path.glob("*.npz")):
-            loaded = load_episode_dir(path)
+            files = sorted(path.glob("*.npz"))
         elif path.is_dir() and (path / "metadata.yaml").is_file():
             from aloe_ros.io.bag_episodes import read_episodes
 
-            loaded = read_episodes(path, config, resize=resize)
+            episodes.extend(read_episodes(path, config, resize=resize))
+            continue
         else:
             raise EpisodeFormatError(f"{path}: not an episode file, episode directory or bag")
-        if resize is not None:
-            loaded = [downsample_episode(e, resize) for e in loaded]
-        episodes.extend(loaded)
+        # One file at a time, resized before the next is read: 100 full-size demos would
+        # otherwise sit in memory together (~8 GB at 3 x 320x240) before any is downsampled.
+        for file in files:
+            episode = Episode.load(file)
+            episodes.append(downsample_episode(episode, resize) if resize else episode)
     return episodes
 
 
