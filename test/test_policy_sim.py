@@ -115,3 +115,33 @@ def test_train_bc_reads_rosbags(tmp_path: Path, capsys: pytest.CaptureFixture[st
                  "--steps", "2", "--batch-size", "4", "--threads", "1"]) == 0
     assert "1 episodes" in capsys.readouterr().out
     assert load_policy(out).camera_names == ["top", "wrist"]
+
+
+def test_episode_directories_are_downsampled_one_file_at_a_time(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Full-size frames of only one episode are in memory at a time (100 demos: ~8 GB)."""
+    from learning_doubles import make_episode
+
+    from aloe_ros.io import episodes as episodes_module
+
+    for i in range(3):
+        make_episode(5, episode_id=i, image=16).save(tmp_path / "eps" / f"episode_{i:05d}.npz")
+    events: list[str] = []
+    real_load = episodes_module.Episode.load
+
+    def tracking_load(path: Path):  # type: ignore[no-untyped-def]
+        episode = real_load(path)
+        events.append(f"load {episode.episode_id}")
+        return episode
+
+    def tracking_downsample(episode, size):  # type: ignore[no-untyped-def]
+        events.append(f"resize {episode.episode_id}")
+        episode.images = {k: v[:, : size[0], : size[1]] for k, v in episode.images.items()}
+        return episode
+
+    monkeypatch.setattr(episodes_module.Episode, "load", staticmethod(tracking_load))
+    monkeypatch.setattr("aloe_ros.policies.bc.downsample_episode", tracking_downsample)
+    loaded = load_episodes([tmp_path / "eps"], load_task_config("pack_phone"), resize=(8, 8))
+    assert [e.episode_id for e in loaded] == [0, 1, 2]
+    assert events == ["load 0", "resize 0", "load 1", "resize 1", "load 2", "resize 2"]
+    assert loaded[2].images["top"].shape[1:3] == (8, 8)
