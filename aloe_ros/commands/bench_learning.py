@@ -48,7 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--loop", choices=("ros", "inprocess"), default="ros",
                         help="ros: collect through the node graph over DDS in real time "
                              "(default); inprocess: the same policy, executor, operator and "
-                             "teleop code in one process, in sim time (~10x faster)")
+                             "teleop code in one process, in sim time (as fast as the CPU allows)")
 
 
 def _report(line: str, transient: bool = False) -> None:
