@@ -1,6 +1,6 @@
 """The fault suite's eyes and hands on a running graph (the only rclpy module of the suite).
 
-``GraphProbe`` owns an rclpy context of its own (like nodes/monitor.py) and spins it on a
+``GraphProbe`` is a ``nodes.monitor.BackgroundListener``: an rclpy context of its own, spun on a
 thread. It records, with receive times, what the suite judges the graph by: every command the
 robot gets (topics.command), the measured joint states, each node's Status (counters, policy
 version, control source), action chunks and intervention events. It also publishes whatever a
@@ -15,14 +15,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import rclpy
-from rclpy.executors import SingleThreadedExecutor
-from rclpy.node import Node
 from sensor_msgs.msg import JointState
 
 from aloe_ros.config import TaskFile
 from aloe_ros.msg import ActionChunk, InterventionEvent, Status
 from aloe_ros.nodes.common import qos_profile, stamp_to_seconds
+from aloe_ros.nodes.monitor import BackgroundListener
 
 __all__ = ["INJECTED_FRAME", "CommandRecord", "GraphProbe", "StatusRecord"]
 
@@ -60,14 +58,12 @@ class ProbeLog:
     interventions: list[tuple[int, float, int]] = field(default_factory=list)
 
 
-class GraphProbe:
+class GraphProbe(BackgroundListener):
     """Subscribes the loop's outputs, publishes injected inputs; thread-safe accessors."""
 
     def __init__(self, config: TaskFile, name: str = "aloe_fault_probe") -> None:
+        super().__init__(name)
         self.config = config
-        self.context = rclpy.Context()
-        rclpy.init(context=self.context)
-        self.node = Node(name, context=self.context)
         self.lock = threading.Lock()
         self.log = ProbeLog()
         self.joint_names = list(config.robot.joint_names)
@@ -87,16 +83,7 @@ class GraphProbe:
         self.node.create_subscription(InterventionEvent, topics.intervention,
                                       self._on_intervention, events_qos)
         self.publishers: dict[tuple[str, type], Any] = {}
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
-        self.thread = threading.Thread(target=self._spin, name="fault-probe", daemon=True)
-        self.thread.start()
-
-    def _spin(self) -> None:
-        try:
-            self.executor.spin()
-        except Exception:  # noqa: BLE001 - shutdown races end the thread quietly
-            pass
+        self.start()
 
     # ---- recording ----------------------------------------------------------------------------
     def _ordered(self, msg: JointState) -> np.ndarray | None:
@@ -212,9 +199,3 @@ class GraphProbe:
                 return True
             time.sleep(0.05)
         return publisher.get_subscription_count() > 0
-
-    def close(self) -> None:
-        self.executor.shutdown(timeout_sec=1.0)
-        self.node.destroy_node()
-        rclpy.try_shutdown(context=self.context)
-        self.thread.join(timeout=2.0)
