@@ -79,6 +79,19 @@ class RoundResult:
     def successes_per_hour(self) -> float:
         return 3600.0 * self.successes / self.robot_time_s if self.robot_time_s else 0.0
 
+    def add_episode(self, outcome: dict[str, Any]) -> None:
+        """Count one finished episode (``success``, ``takeovers``, ``duration_s`` keys)."""
+        self.episodes += 1
+        self.robot_time_s += outcome["duration_s"]
+        self.takeovers += outcome["takeovers"]
+        if outcome["success"] and outcome["takeovers"] == 0:
+            self.successes += 1
+        elif outcome["success"]:
+            self.assisted_successes += 1
+        else:
+            self.failures += 1
+        self.episode_outcomes.append(outcome)
+
 
 def _cli(argv: list[str]) -> None:
     from aloe_ros.cli import main
@@ -189,16 +202,7 @@ def collect(plan: LearningBenchPlan, config_path: Path, policy: Path, bag_dir: P
         watcher.close()
     result.wall_time_s = time.monotonic() - start
     for episode in watcher.finished[: plan.episodes_per_round]:
-        result.episodes += 1
-        result.robot_time_s += episode["duration_s"]
-        result.takeovers += episode["takeovers"]
-        if episode["success"] and episode["takeovers"] == 0:
-            result.successes += 1
-        elif episode["success"]:
-            result.assisted_successes += 1
-        else:
-            result.failures += 1
-        result.episode_outcomes.append(episode)
+        result.add_episode(episode)
 
 
 def collect_inprocess(plan: LearningBenchPlan, config_path: Path, policy_dir: Path,
@@ -207,33 +211,19 @@ def collect_inprocess(plan: LearningBenchPlan, config_path: Path, policy_dir: Pa
     import torch
 
     from aloe_ros.benchmarks.inprocess_loop import collect_episodes
-    from aloe_ros.policies.checkpoint import LeRobotBinding, apply_inference_settings, load_policy
+    from aloe_ros.policies.task_policy import load_task_policy
 
     torch.set_num_threads(max(1, plan.threads))
     config = load_task_config(config_path)
-    binding = LeRobotBinding(list(config.robot.joint_names), [c.name for c in config.cameras],
-                             dict(config.policy.camera_keys), config.task.text)
-    policy = load_policy(str(policy_dir), binding=binding, device=config.policy.device)
-    apply_inference_settings(policy, flow_steps=config.policy.flow_steps,
-                             noise_scale=config.policy.noise_scale)
+    policy = load_task_policy(config, str(policy_dir))
     start = time.monotonic()
     # Episode seeds follow the round's sim seed, as the node graph's sim would.
     episodes = collect_episodes(config, policy, episode_dir, episodes=plan.episodes_per_round,
                                 seed=config.sim.seed * 1000, progress=progress)
     result.wall_time_s = time.monotonic() - start
     for episode in episodes:
-        result.episodes += 1
-        result.robot_time_s += episode.duration_s
-        result.takeovers += episode.takeovers
-        if episode.success and episode.takeovers == 0:
-            result.successes += 1
-        elif episode.success:
-            result.assisted_successes += 1
-        else:
-            result.failures += 1
-        result.episode_outcomes.append({
-            "success": episode.success, "reason": episode.reason,
-            "takeovers": episode.takeovers, "duration_s": round(episode.duration_s, 2)})
+        result.add_episode({"success": episode.success, "reason": episode.reason,
+                            "takeovers": episode.takeovers, "duration_s": episode.duration_s})
 
 
 def train(plan: LearningBenchPlan, method: str, data: list[Path], init: Path, out: Path,
