@@ -31,7 +31,12 @@ from aloe_ros.config import TaskFile
 from aloe_ros.io.episodes import Episode
 from aloe_ros.policies.base import ChunkPolicy, Observation
 from aloe_ros.policies.executor import ChunkExecutor
-from aloe_ros.policies.sim_rollouts import executor_config, make_sim_robot, physics_tick
+from aloe_ros.policies.sim_rollouts import (
+    EpisodeRecorder,
+    executor_config,
+    make_sim_robot,
+    physics_tick,
+)
 from aloe_ros.sim.operator import SimulatedOperator
 from aloe_ros.sim.robot import SimRobot
 from aloe_ros.teleop.human import HumanCommander
@@ -83,8 +88,7 @@ def rollout_assisted(config: TaskFile, robot: SimRobot, policy: ChunkPolicy,
                             config.joystick.axes, config.joystick.joint_axes)
     human = HumanCommander(config.robot, config.joystick, layout)
     dt = 1.0 / config.robot.control_rate_hz
-    columns: dict[str, list] = {"t": [], "state": [], "action": [], "human": [], "version": []}
-    images: dict[str, list[np.ndarray]] = {}
+    recorder = EpisodeRecorder()
     human_in_control = False
     last_command = robot.positions.copy()
     steps = 0
@@ -122,30 +126,15 @@ def rollout_assisted(config: TaskFile, robot: SimRobot, policy: ChunkPolicy,
             version = policy.version
         robot.command(command)
         last_command = np.asarray(command, dtype=np.float64).copy()
-        for name, frame in frames.items():
-            factor = downsample_factor(frame.shape[:2], image_size)
-            images.setdefault(name, []).append(_area_downsample(frame, factor))
-        columns["t"].append(now)
-        columns["state"].append(state.astype(np.float32))
-        columns["action"].append(last_command.astype(np.float32))
-        columns["human"].append(human_in_control)
-        columns["version"].append(version)
+        stored = {name: _area_downsample(frame, downsample_factor(frame.shape[:2], image_size))
+                  for name, frame in frames.items()}
+        recorder.add(now, stored, state, last_command, human_in_control, version)
         physics_tick(robot, config)
         steps += 1
     outcome = robot.outcome
-    rewards = np.zeros(steps, np.float32)
-    if outcome.success and steps:
-        rewards[-1] = 1.0
-    episode = Episode(
-        task=config.task.text, joint_names=list(config.robot.joint_names),
-        control_rate_hz=config.robot.control_rate_hz,
-        timestamps=np.asarray(columns["t"], np.float64),
-        images={k: np.stack(v) for k, v in images.items()},
-        states=np.stack(columns["state"]), actions=np.stack(columns["action"]),
-        human=np.asarray(columns["human"], bool), policy_versions=columns["version"],
-        rewards=rewards, episode_id=episode_id, source="online", success=outcome.success,
-        outcome_reason=outcome.reason,
-        metadata={"scene": config.sim.scene, "collector": "inprocess"})
+    episode = recorder.episode(config, episode_id=episode_id, source="online",
+                               success=outcome.success, reason=outcome.reason)
+    episode.metadata["collector"] = "inprocess"
     return AssistedEpisode(episode, outcome.success, outcome.reason, operator.takeovers,
                            steps * dt)
 

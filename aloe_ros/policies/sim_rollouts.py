@@ -21,7 +21,7 @@ from aloe_ros.policies.executor import ChunkExecutor, ExecutorConfig
 from aloe_ros.sim.expert import ScriptedExpert
 from aloe_ros.sim.robot import SimRobot
 
-__all__ = ["RolloutResult", "executor_config", "make_sim_robot", "physics_tick",
+__all__ = ["EpisodeRecorder", "RolloutResult", "executor_config", "make_sim_robot", "physics_tick",
            "record_expert_episode", "rollout_policy"]
 
 log = logging.getLogger(__name__)
@@ -52,8 +52,8 @@ def executor_config(config: TaskFile, chunk_horizon: int | None = None) -> Execu
         blend=config.policy.blend, blend_steps=config.policy.blend_steps)
 
 
-class _Recorder:
-    """Collects the per-tick arrays of one episode."""
+class EpisodeRecorder:
+    """Collects the per-tick arrays of one episode (sim rollouts, the in-process bench loop)."""
 
     def __init__(self) -> None:
         self.timestamps: list[float] = []
@@ -105,7 +105,7 @@ def record_expert_episode(config: TaskFile, robot: SimRobot, seed: int, episode_
     """One scripted-expert demonstration (source=demo, every step human=True)."""
     robot.reset(seed=seed)
     expert = ScriptedExpert(robot, np.random.default_rng(seed + 7919))
-    recorder = _Recorder()
+    recorder = EpisodeRecorder()
     dt = 1.0 / config.robot.control_rate_hz
     steps = 0
     while robot.outcome is None:
@@ -130,7 +130,7 @@ def rollout_policy(config: TaskFile, robot: SimRobot, policy: ChunkPolicy, seed:
     policy.reset()
     executor = ChunkExecutor(executor_config(config, policy.chunk_horizon))
     executor.set_measured_state(robot.positions)
-    recorder = _Recorder()
+    recorder = EpisodeRecorder()
     dt = 1.0 / config.robot.control_rate_hz
     steps = 0
     while robot.outcome is None:
