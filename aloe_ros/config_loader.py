@@ -9,6 +9,7 @@ bad value, so an operator can fix the YAML without reading code.
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from pathlib import Path
@@ -19,6 +20,9 @@ import yaml
 __all__ = ["ConfigError", "from_dict", "load_yaml_file"]
 
 T = TypeVar("T")
+
+# Numbers in exponent form that YAML 1.1 (PyYAML) leaves as strings: 1e-3, 3E+4, -2.5e-1.
+_EXPONENT_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 
 class ConfigError(ValueError):
@@ -96,6 +100,10 @@ def _convert(tp: Any, value: Any, path: str) -> Any:
             raise ConfigError(path, f"expected an integer, got {_describe(value)}")
         return value
     if tp is float:
+        # PyYAML follows YAML 1.1, where 1e-3 (no dot) is a string; YAML 1.2 and every
+        # user reads it as a number.
+        if isinstance(value, str) and _EXPONENT_NUMBER.fullmatch(value.strip()):
+            return float(value)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(path, f"expected a number, got {_describe(value)}")
         return float(value)

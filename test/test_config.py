@@ -84,6 +84,21 @@ def test_malformed_yaml_names_file_and_line(tmp_path: Path) -> None:
     assert "line" in str(info.value)
 
 
+def test_exponent_numbers_without_a_dot_load_as_numbers(tmp_path: Path) -> None:
+    # PyYAML (YAML 1.1) reads 1e-3 as a string; users write learning rates that way.
+    text = (REPO / "config" / "pack_phone.yaml").read_text()
+    path = tmp_path / "task.yaml"
+    path.write_text(text.replace("learning:\n", "learning:\n  actor_lr: 1e-3\n"
+                                 "  critic_lr: 3E-4\n", 1))
+    learning = load_task_config(path).learning
+    assert learning.actor_lr == pytest.approx(1e-3)
+    assert learning.critic_lr == pytest.approx(3e-4)
+    path.write_text(text.replace("learning:\n", "learning:\n  actor_lr: 1e-x\n", 1))
+    with pytest.raises(ConfigError, match="expected a number") as info:
+        load_task_config(path)
+    assert info.value.key_path == "learning.actor_lr"
+
+
 def test_unknown_task_lists_the_available_ones() -> None:
     with pytest.raises(ConfigError) as info:
         load_task_config("pack_sandwich")
