@@ -124,6 +124,60 @@ def test_training_fits_a_chunk_that_depends_on_the_state() -> None:
     assert error < 0.25, error
 
 
+def _fit_deterministic_targets(policy: BuiltinPolicy, steps: int = 300
+                               ) -> tuple[ObservationBatch, torch.Tensor]:
+    torch.manual_seed(0)
+    obs = ObservationBatch.stack([observation(i) for i in range(32)])
+    targets = obs.state[:, None, :].repeat(1, policy.chunk_horizon, 1) + 0.5
+    targets = targets + 0.3 * torch.linspace(0, 1, policy.chunk_horizon)[None, :, None]
+    policy.fit_normalization(obs.state.numpy(), targets.numpy())
+    optimizer = torch.optim.Adam(policy.parameters(), lr=3e-3)
+    policy.train()
+    for _ in range(steps):
+        loss = policy.flow_matching_loss(obs, targets)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    policy.eval()
+    return obs, targets
+
+
+def _normalised_spread(policy: BuiltinPolicy, obs: ObservationBatch) -> float:
+    """Std over 16 samples per observation, in the head's normalised units (noise = 1)."""
+    samples = policy.sample_actions(obs, 16)
+    state = obs.state.float()
+    normalised = torch.stack([policy.normalize_actions(samples[:, m], state)
+                              for m in range(samples.shape[1])], dim=1)
+    return float(normalised.std(dim=1).mean())
+
+
+def test_the_flow_learns_to_remove_the_noise_of_a_deterministic_expert() -> None:
+    """Samples of a single-valued target concentrate on it: the chunk head maps every noise
+    draw to the chunk. (The direct-velocity head of the same width kept noise-sized spread:
+    it never learnt the -x part of the velocity.)"""
+    policy = tiny_policy(horizon=8)
+    obs, targets = _fit_deterministic_targets(policy)
+    policy.flow_steps = 10
+    assert _normalised_spread(policy, obs) < 0.2
+    error = (policy.sample_actions(obs, 4).mean(dim=1) - targets).abs().mean().item()
+    assert error < 0.25, error
+
+
+def test_checkpoints_without_head_output_load_as_velocity_heads(tmp_path: Path) -> None:
+    policy = tiny_policy(head_output="velocity")
+    policy.save(tmp_path / "old")
+    meta_path = tmp_path / "old" / "policy.json"
+    meta = json.loads(meta_path.read_text())
+    del meta["config"]["head_output"]
+    meta_path.write_text(json.dumps(meta))
+    loaded = load_policy(tmp_path / "old")
+    assert isinstance(loaded, BuiltinPolicy)
+    assert loaded.config.head_output == "velocity"
+    assert tiny_policy().config.head_output == "chunk", "new policies predict the chunk"
+    with pytest.raises(PolicyError, match="head_output"):
+        tiny_policy(head_output="noise")
+
+
 def test_save_load_round_trip(tmp_path: Path) -> None:
     policy = tiny_policy()
     with torch.no_grad():

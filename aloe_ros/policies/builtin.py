@@ -7,8 +7,10 @@
 * the joint state, normalised with statistics stored with the weights;
 * the task text as a deterministic hashed bag of words -> a learned embedding (no tokenizer,
   nothing to download);
-* a flow-matching action head: an MLP ``v_theta(x_eta, eta, o, text)`` over the whole chunk.
-  Actions are modelled as offsets from the current joint state, normalised per (step, joint).
+* a flow-matching action head: an MLP over the whole chunk that predicts the clean chunk
+  A_hat(x_eta, eta, o, text), read as the velocity ``v_theta = (A_hat - x_eta) / (1 - eta)``
+  (``head_output``). Actions are modelled as offsets from the current joint state, normalised
+  per (step, joint).
 
 Flow matching follows DESIGN section 4: ``x_eta = eta * A + (1 - eta) * eps`` with
 ``eps ~ N(0, I)``, the target velocity is ``A - eps``, and sampling integrates
@@ -42,6 +44,10 @@ KIND = "builtin"
 FORMAT_VERSION = 1
 WEIGHTS_FILE = "model.safetensors"
 META_FILE = "policy.json"
+HEAD_OUTPUTS = ("chunk", "velocity")
+# Smallest 1 - eta the chunk-output head divides by: bounds the velocity (and its loss) next to
+# the data end of the path, where x_eta already is almost the chunk.
+MIN_FLOW_GAP = 0.05
 
 
 @dataclass
@@ -62,11 +68,20 @@ class BuiltinPolicyConfig:
     head_layers: int = 3
     # Random image shift (pixels) while training: the cheapest augmentation that helps BC.
     augment_shift: int = 2
+    # What the head outputs. "chunk": the clean chunk A_hat, turned into the velocity
+    # (A_hat - x) / (1 - eta) that carries x_eta to it. "velocity": v directly (checkpoints
+    # written before this field). A direct-velocity MLP has to pass the whole noisy chunk
+    # (H*D values) through its hidden width to output ~ -x; ours did not learn to, and its
+    # samples were the mean chunk plus noise_scale * unit noise, which no training could shrink.
+    head_output: str = "chunk"
 
     def __post_init__(self) -> None:
         self.image_size = (int(self.image_size[0]), int(self.image_size[1]))
         if not self.joint_names:
             raise PolicyError("the policy needs at least one joint")
+        if self.head_output not in HEAD_OUTPUTS:
+            raise PolicyError(f"head_output must be one of {HEAD_OUTPUTS}, got "
+                              f"{self.head_output!r}")
         if self.chunk_horizon < 1 or self.flow_steps < 1:
             raise PolicyError(f"chunk_horizon ({self.chunk_horizon}) and flow_steps "
                               f"({self.flow_steps}) must be >= 1")
@@ -218,6 +233,13 @@ class BuiltinPolicy(nn.Module):
     def velocity(self, x: torch.Tensor, eta: torch.Tensor, condition: torch.Tensor
                  ) -> torch.Tensor:
         """v_theta(x_eta, eta, o, text): (B, H, D) noisy normalised chunks -> velocities."""
+        output = self.head(x, eta, condition)
+        if self.config.head_output == "velocity":
+            return output
+        return (output - x) / flow_gap(eta)
+
+    def head(self, x: torch.Tensor, eta: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
+        """The MLP's raw output for (B, H, D) noisy chunks: A_hat or v (``head_output``)."""
         inputs = torch.cat([condition, x.flatten(1), timestep_embedding(eta)], dim=1)
         return self.velocity_head(inputs).view_as(x)
 
@@ -226,6 +248,12 @@ class BuiltinPolicy(nn.Module):
                            weights: torch.Tensor | None = None,
                            action_mask: torch.Tensor | None = None) -> torch.Tensor:
         """L = sum_b w_b * mean_valid || v_theta(x_eta, eta, o) - (A - eps) ||^2 / sum_b w_b.
+
+        For the chunk head the error is || A_hat - A ||^2, the velocity error weighted by
+        (1 - eta)^2 (for eta below 1 - MIN_FLOW_GAP): the same minimiser (flow matching admits
+        any positive weighting over eta), without the 1 / (1 - eta)^2 blow-up near the data
+        end that starved the noisy end, where the chunk is predicted from the observation
+        alone.
 
         ``x_eta = eta * A + (1 - eta) * eps``, A normalised; steps outside ``action_mask``
         (padding of partial chunks) do not count, and their values are replaced by the last
@@ -241,8 +269,11 @@ class BuiltinPolicy(nn.Module):
         noise = torch.randn_like(target)
         eta = torch.rand(target.shape[0], device=device)
         x_eta = eta[:, None, None] * target + (1 - eta[:, None, None]) * noise
-        predicted = self.velocity(x_eta, eta, self.encode(batch))
-        error = ((predicted - (target - noise)) ** 2).mean(dim=2)           # (B, H)
+        output = self.head(x_eta, eta, self.encode(batch))
+        if self.config.head_output == "velocity":
+            error = ((output - (target - noise)) ** 2).mean(dim=2)          # (B, H)
+        else:
+            error = ((output - target) ** 2).mean(dim=2)
         if action_mask is None:
             per_sample = error.mean(dim=1)
         else:
@@ -315,7 +346,10 @@ class BuiltinPolicy(nn.Module):
                       ) -> BuiltinPolicy:
         """Rebuild from policy.json contents and a loaded state dict (see checkpoint.py)."""
         try:
-            config = BuiltinPolicyConfig(**meta["config"])
+            fields = dict(meta["config"])
+            # Written before head_output existed: those heads output the velocity.
+            fields.setdefault("head_output", "velocity")
+            config = BuiltinPolicyConfig(**fields)
         except TypeError as exc:
             raise PolicyError(f"policy.json config does not fit this version: {exc}") from None
         policy = cls(config, version=str(meta.get("version", "builtin")))
@@ -325,6 +359,11 @@ class BuiltinPolicy(nn.Module):
             raise PolicyError(f"weights do not match the policy config: {exc}") from None
         policy.eval()
         return policy
+
+
+def flow_gap(eta: torch.Tensor) -> torch.Tensor:
+    """1 - eta as (B, 1, 1), bounded below by MIN_FLOW_GAP."""
+    return (1.0 - eta).clamp(min=MIN_FLOW_GAP)[:, None, None]
 
 
 def hold_last_valid(actions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
