@@ -78,6 +78,8 @@ def test_a_stalled_policy_gets_taken_over_and_the_steps_are_labelled_human() -> 
     config, policy, result = run_one(intervention_rate=1.0)
     episode = result.episode
     assert result.takeovers >= 1
+    assert len(result.takeover_reasons) == result.takeovers
+    assert result.takeover_reasons[0].startswith("no progress for"), "a stall, not a drop"
     assert episode.human.any() and not episode.human[0], "the policy starts, the operator helps"
     assert all(v == "" for v, h in zip(episode.policy_versions, episode.human) if h)
     assert all(v == "hold@1" for v, h in zip(episode.policy_versions, episode.human) if not h)
@@ -103,6 +105,7 @@ def test_a_stalled_policy_gets_taken_over_and_the_steps_are_labelled_human() -> 
 def test_without_interventions_the_stalled_policy_times_out_alone() -> None:
     config, policy, result = run_one(intervention_rate=0.0, image_size=None)
     assert result.takeovers == 0 and not result.episode.human.any()
+    assert result.takeover_reasons == []
     assert not result.success and result.reason == "timeout"
     assert result.episode.rewards.sum() == 0.0
     assert result.episode.images["top"].shape[1:] == (240, 320, 3), "no size given: full frames"

@@ -54,6 +54,8 @@ class AssistedEpisode:
     reason: str
     takeovers: int
     duration_s: float
+    # Why the operator took over, one entry per takeover (the ROS loop has these in its log).
+    takeover_reasons: list[str]
 
 
 def downsample_factor(frame_shape: tuple[int, int], target: tuple[int, int] | None) -> int:
@@ -90,6 +92,7 @@ def rollout_assisted(config: TaskFile, robot: SimRobot, policy: ChunkPolicy,
     dt = 1.0 / config.robot.control_rate_hz
     recorder = EpisodeRecorder()
     human_in_control = False
+    takeover_reasons: list[str] = []
     last_command = robot.positions.copy()
     steps = 0
     while robot.outcome is None:
@@ -104,6 +107,7 @@ def rollout_assisted(config: TaskFile, robot: SimRobot, policy: ChunkPolicy,
             # resumes the policy from the measured state (teleop_node / chunk_inference_node).
             if button == "takeover" and not human_in_control:
                 human_in_control = True
+                takeover_reasons.append(decision.reason)
                 human.start(last_command)
                 executor.pause("takeover")
             elif button == "handback" and human_in_control:
@@ -136,7 +140,7 @@ def rollout_assisted(config: TaskFile, robot: SimRobot, policy: ChunkPolicy,
                                success=outcome.success, reason=outcome.reason)
     episode.metadata["collector"] = "inprocess"
     return AssistedEpisode(episode, outcome.success, outcome.reason, operator.takeovers,
-                           steps * dt)
+                           steps * dt, takeover_reasons)
 
 
 def collect_episodes(config: TaskFile, policy: ChunkPolicy, out: Path, *, episodes: int,

@@ -223,7 +223,8 @@ def collect_inprocess(plan: LearningBenchPlan, config_path: Path, policy_dir: Pa
     result.wall_time_s = time.monotonic() - start
     for episode in episodes:
         result.add_episode({"success": episode.success, "reason": episode.reason,
-                            "takeovers": episode.takeovers, "duration_s": episode.duration_s})
+                            "takeovers": episode.takeovers, "duration_s": episode.duration_s,
+                            "takeover_reasons": episode.takeover_reasons})
 
 
 def train(plan: LearningBenchPlan, method: str, data: list[Path], init: Path, out: Path,
