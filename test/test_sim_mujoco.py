@@ -21,6 +21,7 @@ try:
     from aloe_ros.sim.aloha_mujoco import OBJECT_RANGES, AlohaMujocoRobot
 except (ImportError, RuntimeError, AttributeError, OSError) as exc:  # no EGL / OSMesa here
     pytest.skip(f"MuJoCo ALOHA backend unavailable: {exc}", allow_module_level=True)
+from aloe_ros.sim.operator import SimulatedOperator  # noqa: E402
 from aloe_ros.sim.robot import CommandError  # noqa: E402
 
 AloeRos = [str(Path(sys.executable).with_name("aloe-ros"))]
@@ -151,6 +152,93 @@ def test_insertion_expert_puts_the_peg_on_the_pin(task: TaskFile) -> None:
     assert robot.outcome.reason == "peg inserted"
 
 
+def run_with_operator(task: TaskFile, scene: str, seed: int = 0, **operator: object
+                      ) -> tuple[AlohaMujocoRobot, SimulatedOperator, list[str], list[str]]:
+    """A policy that holds still, the simulated operator watching through privileged state
+    (as sim_operator_node does: its targets go to the robot only while it holds control)."""
+    config = dataclasses.replace(task, sim=dataclasses.replace(task.sim, scene=scene))
+    settings = dataclasses.replace(config.operator, **operator)
+    robot = make_robot(task, timeout_s=20.0, scene=scene)
+    robot.reset(seed=seed)
+    sim_operator = SimulatedOperator(config, settings)
+    dt, now, in_control = 0.02, 0.0, False
+    presses: list[str] = []
+    reasons: list[str] = []
+    hold = robot.positions.copy()
+    while True:
+        decision = sim_operator.step(robot.privileged_state(), robot.positions, now,
+                                     human_in_control=in_control, episode_running=True, dt=dt)
+        for button in decision.press:
+            presses.append(button)
+            reasons.append(decision.reason)
+            if button in ("takeover", "handback"):
+                in_control = button == "takeover"
+                hold = robot.positions.copy()
+        if robot.outcome is not None and presses[-1:] in (["success"], ["failure"]):
+            return robot, sim_operator, presses, reasons
+        if robot.outcome is None:
+            robot.command(decision.target if in_control and decision.target is not None
+                          else hold)
+            robot.step(dt)
+        now += dt
+        assert now < 25.0, "the operator never marked the episode"
+
+
+def test_operator_takes_over_a_stalled_policy_and_the_aloha_expert_hands_the_cube_over(
+        task: TaskFile) -> None:
+    robot, sim_operator, presses, reasons = run_with_operator(task, "transfer_cube")
+    assert presses[0] == "takeover" and reasons[0].startswith("no progress for")
+    assert sim_operator.takeovers >= 1
+    assert robot.outcome is not None and robot.outcome.success, (robot.outcome, presses)
+    assert presses[-1] == "success" and reasons[-1] == "cube handed over"
+    assert isinstance(sim_operator.world.mirror, AlohaMujocoRobot)
+
+
+def test_operator_that_never_intervenes_marks_the_timeout(task: TaskFile) -> None:
+    robot, sim_operator, presses, _ = run_with_operator(task, "transfer_cube",
+                                                        intervention_rate=0.0)
+    assert sim_operator.takeovers == 0 and "takeover" not in presses
+    assert robot.outcome is not None and not robot.outcome.success
+    assert presses == ["failure"]
+
+
+def test_operator_mirror_follows_the_published_state(task: TaskFile) -> None:
+    robot = make_robot(task, timeout_s=20.0)
+    robot.reset(seed=3)
+    expert = make_aloha_expert(robot)
+    for _ in range(60):
+        robot.command(expert.act(0.02))
+        robot.step(0.02)
+    mirror = make_robot(task)
+    state = robot.privileged_state()
+    mirror.mirror(robot.positions, state["objects"])
+    np.testing.assert_allclose(mirror.positions, robot.positions, atol=1e-6)
+    for name, pose in robot.object_poses().items():
+        np.testing.assert_allclose(mirror.object_poses()[name], pose, atol=1e-3)
+
+
+def test_inprocess_loop_records_an_assisted_transfer_cube_episode() -> None:
+    """`bench learning --loop inprocess` on the MuJoCo scene: the loop's robot, operator,
+    teleop follower and recorder, with a policy that never moves."""
+    from test_bench_inprocess import HoldingPolicy
+
+    from aloe_ros.benchmarks.inprocess_loop import rollout_assisted
+    from aloe_ros.policies.sim_rollouts import make_sim_robot
+
+    config = load_task_config("transfer_cube")
+    config.cameras[0].width, config.cameras[0].height = 64, 48   # render cost, not behaviour
+    robot = make_sim_robot(config)
+    assert isinstance(robot, AlohaMujocoRobot)
+    operator = SimulatedOperator(config, config.operator, np.random.default_rng(0))
+    policy = HoldingPolicy(list(config.robot.joint_names))
+    result = rollout_assisted(config, robot, policy, operator, seed=0, episode_id=0)
+    assert result.takeovers >= 1 and result.takeover_reasons[0].startswith("no progress")
+    episode = result.episode
+    assert episode.human.any() and not episode.human[0]
+    assert episode.images["top"].shape[1:] == (48, 64, 3)
+    assert result.success == (episode.rewards.sum() == 1.0), (result.reason, result.takeovers)
+
+
 @pytest.mark.slow
 def test_up_transfer_cube_sim_publishes_joint_states_and_images(ros_context, tmp_path: Path
                                                                ) -> None:  # noqa: ANN001
@@ -187,6 +275,7 @@ def test_up_transfer_cube_sim_publishes_joint_states_and_images(ros_context, tmp
     output = log_path.read_text(errors="replace")
     assert process.returncode == 0, output
     assert "(aloha_mujoco) up" in output
+    assert "simulated operator on" in output, "the MuJoCo graph has the sim operator too"
     assert len(states) > 10, output
     assert list(states[-1].name) == list(config.robot.joint_names)
     assert len(images) > 5, output

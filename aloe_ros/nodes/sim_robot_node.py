@@ -21,6 +21,7 @@ from aloe_ros.config import RobotConfig, SimConfig
 from aloe_ros.io.images import fill_image
 from aloe_ros.msg import EpisodeEvent, Status
 from aloe_ros.nodes.common import AloeNode, run_node
+from aloe_ros.sim.backends import make_robot
 from aloe_ros.sim.robot import CommandError, SimRobot, SimStep
 
 SIM_STATE_TOPIC = "/aloe/sim/state"
@@ -29,13 +30,8 @@ MAX_CATCH_UP = 5
 
 def make_sim_robot(robot: RobotConfig, sim: SimConfig, cameras: dict[str, tuple[int, int]],
                    episode_timeout_s: float) -> SimRobot:
-    """The robot of sim.backend; the MuJoCo one (aloha_mujoco) imports mujoco only when chosen."""
-    if sim.backend == "aloha_mujoco":
-        from aloe_ros.sim.aloha_mujoco import AlohaMujocoRobot
-
-        # Same surface as SimRobot (command, step, render, reset, positions, privileged_state).
-        return AlohaMujocoRobot(robot, sim, cameras, episode_timeout_s)  # type: ignore[return-value]
-    return SimRobot(robot, sim, cameras, episode_timeout_s)
+    """The robot of sim.backend (aloe_ros/sim/backends.py)."""
+    return make_robot(robot, sim, cameras, episode_timeout_s)
 
 
 class SimRobotNode(AloeNode):

@@ -1,4 +1,4 @@
-"""Closed-loop episodes in the built-in sim without ROS: scripted demos and policy rollouts.
+"""Closed-loop episodes in the sim without ROS (either backend): scripted demos and policy rollouts.
 
 Both run the sim at the task's control rate (physics sub-stepped at ``sim.physics_rate_hz``),
 render the configured cameras every control tick and record an :class:`Episode`. Policy
@@ -18,7 +18,7 @@ from aloe_ros.config import TaskFile
 from aloe_ros.io.episodes import Episode
 from aloe_ros.policies.base import ChunkPolicy, Observation
 from aloe_ros.policies.executor import ChunkExecutor, ExecutorConfig
-from aloe_ros.sim.expert import ScriptedExpert
+from aloe_ros.sim.backends import make_expert, make_robot
 from aloe_ros.sim.robot import SimRobot
 
 __all__ = ["EpisodeRecorder", "RolloutResult", "executor_config", "make_sim_robot", "physics_tick",
@@ -36,8 +36,9 @@ class RolloutResult:
 
 
 def make_sim_robot(config: TaskFile) -> SimRobot:
+    """The task's simulated robot (sim.backend: built-in kinematic or MuJoCo ALOHA)."""
     cameras = {c.name: (c.height, c.width) for c in config.cameras}
-    return SimRobot(config.robot, config.sim, cameras, config.task.episode_timeout_s)
+    return make_robot(config.robot, config.sim, cameras, config.task.episode_timeout_s)
 
 
 def executor_config(config: TaskFile, chunk_horizon: int | None = None) -> ExecutorConfig:
@@ -104,7 +105,7 @@ def record_expert_episode(config: TaskFile, robot: SimRobot, seed: int, episode_
                           ) -> RolloutResult:
     """One scripted-expert demonstration (source=demo, every step human=True)."""
     robot.reset(seed=seed)
-    expert = ScriptedExpert(robot, np.random.default_rng(seed + 7919))
+    expert = make_expert(robot, config.sim, np.random.default_rng(seed + 7919))
     recorder = EpisodeRecorder()
     dt = 1.0 / config.robot.control_rate_hz
     steps = 0

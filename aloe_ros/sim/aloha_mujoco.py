@@ -222,6 +222,19 @@ class AlohaMujocoRobot:
             return Outcome(False, f"timeout (best stage {self.max_reward}/4)")
         return None
 
+    def mirror(self, positions: np.ndarray, objects: dict[str, Any]) -> None:
+        """Put the model in a published state without simulating: config-order joints and
+        ``{name: {"pose": [x, y, z, qw, qx, qy, qz]}}`` as in privileged_state (the simulated
+        operator's copy of the robot it watches)."""
+        model = self.to_model(np.asarray(positions, dtype=np.float64))
+        self.physics.data.qpos[:16] = self._actuator_vector(model)
+        for name, obj in objects.items():
+            start = SCENE_OBJECTS[self.sim.scene][name]
+            self.physics.data.qpos[start:start + 7] = np.asarray(obj["pose"], dtype=np.float64)
+        self.physics.data.qvel[:] = 0.0
+        self.physics.forward()
+        self.target = self.setpoint = np.asarray(positions, dtype=np.float64).copy()
+
     # ---- observation ------------------------------------------------------------------------
     def object_poses(self) -> dict[str, np.ndarray]:
         """name -> [x, y, z, qw, qx, qy, qz] of each free object."""

@@ -17,6 +17,11 @@ presses *handback* once the stage it helped with is done. When the episode ends 
 It hands back once the stage it took over for is through (at least ``assist_s`` after taking
 over), but not while the phone is in a gripper.
 
+What it watches and who drives depend on the sim backend (an "operator world"): the built-in
+kinematic scenes use a mirror of the scene and the reactive scripted expert; the MuJoCo ALOHA
+scenes a camera-less copy of the model and the staged ALOHA expert, with gym-aloha's task
+reward as the progress stage (see :class:`AlohaWorld`).
+
 Each trigger leads to a takeover with probability ``intervention_rate``; a declined trigger is
 not retried until progress changes or another ``stall_s`` passes.
 """
@@ -83,6 +88,92 @@ def carrying_fragile(state: dict[str, Any]) -> bool:
     return phone is not None and phone["held_by"] is not None
 
 
+class KinematicWorld:
+    """The built-in sim as the operator sees it: a render-free mirror of the robot and scene,
+    synced from the published state, driven by the reactive scripted expert."""
+
+    def __init__(self, config: TaskFile, rng: np.random.Generator) -> None:
+        cameras: dict[str, tuple[int, int]] = {}  # the mirror never renders
+        self.mirror = SimRobot(config.robot, config.sim, cameras, config.task.episode_timeout_s)
+        self.expert = ScriptedExpert(self.mirror, rng)
+
+    def reset(self) -> None:
+        self.expert.reset()
+
+    def sync(self, state: dict[str, Any], positions: np.ndarray) -> None:
+        self.mirror.positions = positions.astype(np.float64).copy()
+        self.mirror.target = self.mirror.positions.copy()
+        for name, obj in state["objects"].items():
+            mirrored = self.mirror.scene.objects[name]
+            mirrored.position = np.asarray(obj["position"], dtype=np.float64)
+            mirrored.held_by = obj["held_by"]
+
+    def begin_assist(self) -> None:
+        """The expert reacts to the state every tick: nothing to re-plan at a takeover."""
+
+    def act(self, dt: float) -> np.ndarray:
+        return self.expert.act(dt)
+
+    def progress(self, state: dict[str, Any]) -> int:
+        return task_progress(state["objects"], state["scene"])
+
+    def about_to_drop(self, state: dict[str, Any]) -> bool:
+        return about_to_drop(state)
+
+    def carrying(self, state: dict[str, Any]) -> bool:
+        return carrying_fragile(state)
+
+
+class AlohaWorld:
+    """The MuJoCo ALOHA scenes as the operator sees them: a camera-less copy of the model put
+    in the published state, driven by the staged ALOHA expert (aloha_expert.py).
+
+    Progress is gym-aloha's task reward (0..4 contact stages). The expert runs its stage list,
+    so a takeover re-plans from stage one where the objects are now (its stages skip what is
+    already done: goals come from the current poses)."""
+
+    def __init__(self, config: TaskFile) -> None:
+        from aloe_ros.sim.aloha_expert import make_aloha_expert
+        from aloe_ros.sim.aloha_mujoco import AlohaMujocoRobot
+
+        self.mirror = AlohaMujocoRobot(config.robot, config.sim, {},
+                                       config.task.episode_timeout_s)
+        self.expert = make_aloha_expert(self.mirror)
+
+    def reset(self) -> None:
+        self.expert.reset()
+
+    def sync(self, state: dict[str, Any], positions: np.ndarray) -> None:
+        self.mirror.mirror(positions, state["objects"])
+
+    def begin_assist(self) -> None:
+        self.expert.reset()
+
+    def act(self, dt: float) -> np.ndarray:
+        return self.expert.act(dt)
+
+    def progress(self, state: dict[str, Any]) -> int:
+        return int(state["reward"])
+
+    def about_to_drop(self, state: dict[str, Any]) -> bool:
+        """Not detected from contacts: a drop shows as lost progress, then a stall."""
+        return False
+
+    def carrying(self, state: dict[str, Any]) -> bool:
+        """Lifted but not yet handed over / inserted (reward 2-3): keep it to the end."""
+        return 2 <= int(state["reward"]) < 4
+
+
+OperatorWorld = KinematicWorld | AlohaWorld
+
+
+def operator_world(config: TaskFile, rng: np.random.Generator) -> OperatorWorld:
+    """The mirror and expert of the task's sim backend."""
+    if config.sim.backend == "aloha_mujoco":
+        return AlohaWorld(config)
+    return KinematicWorld(config, rng)
+
+
 @dataclass
 class OperatorDecision:
     """What the operator does this tick: buttons to press and, while driving, a joint target."""
@@ -100,15 +191,14 @@ class SimulatedOperator:
         self.settings = settings
         self.timeout_s = config.task.episode_timeout_s
         self.rng = rng or np.random.default_rng(settings.seed)
-        cameras: dict[str, tuple[int, int]] = {}  # the mirror never renders
-        self.mirror = SimRobot(config.robot, config.sim, cameras, self.timeout_s)
-        self.expert = ScriptedExpert(self.mirror, self.rng)
+        self.world = operator_world(config, self.rng)
         self.reset()
 
     def reset(self) -> None:
         """A new episode: forget progress, triggers and pending presses."""
-        self.expert.reset()
+        self.world.reset()
         self.driving = False
+        self.assisting = False   # the expert has re-planned for the current takeover
         self.pending: tuple[float, str, str] | None = None   # (due time, button, reason)
         self.progress = -1
         self.progress_time = 0.0
@@ -119,15 +209,6 @@ class SimulatedOperator:
         self.episode_seen: int | None = None
         self.takeovers = 0
         self.last_control_press = -CONTROL_SETTLE_S
-
-    # ---- the mirror ---------------------------------------------------------------------
-    def _sync(self, state: dict[str, Any], positions: np.ndarray) -> None:
-        self.mirror.positions = positions.astype(np.float64).copy()
-        self.mirror.target = self.mirror.positions.copy()
-        for name, obj in state["objects"].items():
-            mirrored = self.mirror.scene.objects[name]
-            mirrored.position = np.asarray(obj["position"], dtype=np.float64)
-            mirrored.held_by = obj["held_by"]
 
     # ---- decisions ----------------------------------------------------------------------
     def step(self, state: dict[str, Any], positions: np.ndarray, now: float, *,
@@ -165,20 +246,24 @@ class SimulatedOperator:
             # Still holding control from the last episode: give the new one to the policy.
             self.pending = (now + self.settings.reaction_delay_s, "handback", "new episode")
             return decision
-        progress = task_progress(state["objects"], state["scene"])
+        progress = self.world.progress(state)
         if progress != self.progress:
             self.progress, self.progress_time = progress, now
         elapsed = float(state.get("time_s", 0.0))
         if human_in_control:
-            self._sync(state, positions)
-            decision.target = self.expert.act(dt)
+            self.world.sync(state, positions)
+            if not self.assisting:
+                self.world.begin_assist()
+                self.assisting = True
+            decision.target = self.world.act(dt)
             # Hand back once the stage is through, but never with the phone in a gripper:
             # giving it back to a failing policy mid-carry is how phones get dropped.
-            helped = self.progress > self.takeover_progress and not carrying_fragile(state)
+            helped = self.progress > self.takeover_progress and not self.world.carrying(state)
             if (self.driving and self.pending is None and not pressed and helped
                     and now - self.takeover_time >= self.settings.assist_s):
                 self.pending = (now + self.settings.reaction_delay_s, "handback", "stage done")
             return decision
+        self.assisting = False
         if self.pending is not None or self.driving:
             return decision
         reason = self._trigger(state, now, elapsed)
@@ -191,7 +276,7 @@ class SimulatedOperator:
         return decision
 
     def _trigger(self, state: dict[str, Any], now: float, elapsed: float) -> str:
-        if about_to_drop(state):
+        if self.world.about_to_drop(state):
             return "about to drop the phone"
         if now - self.progress_time >= self.settings.stall_s:
             return f"no progress for {self.settings.stall_s:g} s"
