@@ -15,7 +15,7 @@ from aloe_ros.config import load_task_config
 from aloe_ros.io.episodes import load_episode_dir
 from aloe_ros.policies.bc import BCDataset, load_episodes
 from aloe_ros.policies.checkpoint import load_policy
-from aloe_ros.policies.sim_rollouts import make_sim_robot, rollout_policy
+from aloe_ros.policies.sim_rollouts import make_sim_robot, rollout_policy, task_stage
 
 torch.set_num_threads(1)
 
@@ -47,7 +47,9 @@ def test_demos_train_eval_round_trip(tmp_path: Path, short_task: Path,
     assert policy.version.startswith("bc-3-")
     assert main(["eval-sim", "--policy", str(out), "--task", str(short_task),
                  "--episodes", "1"]) == 0
-    assert "success" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "success 0/1" in printed, "3 BC steps and a 2 s timeout cannot succeed"
+    assert "failures by furthest stage reached: stage 0 x1" in printed
 
 
 def test_train_bc_rejects_bad_inputs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -76,6 +78,7 @@ def test_rollout_goes_through_the_executor(short_task: Path) -> None:
     chunks: list[int] = []
     result = rollout_policy(config, robot, policy, seed=1, episode_id=0, on_chunk=chunks.append)
     assert not result.success and result.reason == "timeout"
+    assert result.furthest_stage == 0, "an untrained policy never gets the lid off"
     # One chunk every execute_horizon ticks (inference answered at once in sim time).
     assert chunks[:3] == [0, 25, 50]
     step = np.abs(np.diff(result.episode.actions, axis=0))
@@ -145,3 +148,12 @@ def test_episode_directories_are_downsampled_one_file_at_a_time(
     assert [e.episode_id for e in loaded] == [0, 1, 2]
     assert events == ["load 0", "resize 0", "load 1", "resize 1", "load 2", "resize 2"]
     assert loaded[2].images["top"].shape[1:3] == (8, 8)
+
+
+def test_task_stage_follows_the_scene() -> None:
+    config = load_task_config("pack_phone")
+    robot = make_sim_robot(config)
+    robot.reset(seed=2)
+    assert task_stage(robot) == 0, "lid on the box"
+    robot.scene.objects["lid"].held_by = "left"
+    assert task_stage(robot) == 1, "lid held"

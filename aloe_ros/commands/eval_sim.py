@@ -61,11 +61,14 @@ def run(args: argparse.Namespace) -> int:
     robot = make_sim_robot(config)
     successes = 0
     reasons: dict[str, int] = {}
+    failed_at: dict[int, int] = {}
     bar = tqdm(range(args.episodes), desc="eval-sim", unit="ep")
     for i in bar:
         result = rollout_policy(config, robot, policy, seed=args.seed + i, episode_id=i)
         successes += int(result.success)
         reasons[result.reason] = reasons.get(result.reason, 0) + 1
+        if not result.success:
+            failed_at[result.furthest_stage] = failed_at.get(result.furthest_stage, 0) + 1
         bar.set_postfix(success=f"{successes}/{i + 1}")
     rate = successes / args.episodes
     noise = getattr(policy, "noise_scale", None)
@@ -75,4 +78,8 @@ def run(args: argparse.Namespace) -> int:
           f"success {successes}/{args.episodes} = {rate:.0%}")
     print("aloe-ros eval-sim: outcomes: "
           + ", ".join(f"{k} x{v}" for k, v in sorted(reasons.items(), key=lambda kv: -kv[1])))
+    if failed_at:
+        # Where the failures got stuck: the task's progress stage (docs/inference.md).
+        print("aloe-ros eval-sim: failures by furthest stage reached: "
+              + ", ".join(f"stage {k} x{v}" for k, v in sorted(failed_at.items())))
     return 0

@@ -33,6 +33,20 @@ class RolloutResult:
     success: bool
     reason: str
     steps: int
+    # Highest task stage reached (see task_stage): where a failed episode got stuck.
+    furthest_stage: int = 0
+
+
+def task_stage(robot: SimRobot) -> int:
+    """The task's progress stage from privileged state: the simulated operator's measure on the
+    built-in scenes (pack_phone: 0 lid on the box, 1 lid held, 2 lid off, 3 phone held), the
+    task reward (0..4) on the MuJoCo ones."""
+    state = robot.privileged_state()
+    if "reward" in state:
+        return int(state["reward"])
+    from aloe_ros.sim.operator import task_progress
+
+    return task_progress(state["objects"], state["scene"])
 
 
 def make_sim_robot(config: TaskFile) -> SimRobot:
@@ -134,6 +148,7 @@ def rollout_policy(config: TaskFile, robot: SimRobot, policy: ChunkPolicy, seed:
     recorder = EpisodeRecorder()
     dt = 1.0 / config.robot.control_rate_hz
     steps = 0
+    furthest = task_stage(robot)
     while robot.outcome is None:
         frames = robot.render()
         state = robot.positions.copy()
@@ -152,8 +167,9 @@ def rollout_policy(config: TaskFile, robot: SimRobot, policy: ChunkPolicy, seed:
         recorder.add(steps * dt, frames if record_images else {}, state, command, False,
                      policy.version)
         physics_tick(robot, config)
+        furthest = max(furthest, task_stage(robot))
         steps += 1
     outcome = robot.outcome
     episode = recorder.episode(config, episode_id=episode_id, source="online",
                                success=outcome.success, reason=outcome.reason)
-    return RolloutResult(episode, outcome.success, outcome.reason, steps)
+    return RolloutResult(episode, outcome.success, outcome.reason, steps, furthest)
