@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -41,7 +42,7 @@ def task_stage(robot: SimRobot) -> int:
     """The task's progress stage from privileged state: the simulated operator's measure on the
     built-in scenes (pack_phone: 0 lid on the box, 1 lid held, 2 lid off, 3 phone held), the
     task reward (0..4) on the MuJoCo ones."""
-    state = robot.privileged_state()
+    state: dict[str, Any] = robot.privileged_state()
     if "reward" in state:
         return int(state["reward"])
     from aloe_ros.sim.operator import task_progress
