@@ -33,8 +33,15 @@ def test_partial_chunks_at_takeover_and_target_chunks() -> None:
     assert batch.actions[1, :, 0].tolist() == [3.5, 3.5, 3.5]
     assert batch.discount[1].item() == pytest.approx(0.9)
     assert batch.source == ["online", "online", "intervention", "online"]
-    # Actor target: the next 4 executed actions, whoever executed them, masked at the end.
+    # Actor target: the next 4 actions of whoever acted at the chunk's start; it stops where
+    # control changes hands (the human's target never ends in the policy's actions after the
+    # handback, nor the policy's in the human's) and at the episode's end; held and masked.
     assert batch.target_actions[0, :, 0].tolist() == [0.5, 1.5, 2.5, 3.5]
+    assert batch.target_mask[0].tolist() == [1, 1, 1, 1]
+    assert batch.target_actions[1, :, 0].tolist() == [3.5, 3.5, 3.5, 3.5]
+    assert batch.target_mask[1].tolist() == [1, 0, 0, 0]
+    assert batch.target_actions[2, :, 0].tolist() == [4.5, 5.5, 6.5, 6.5]
+    assert batch.target_mask[2].tolist() == [1, 1, 1, 0]
     assert batch.target_actions[-1, :, 0].tolist() == [7.5, 8.5, 9.5, 9.5]
     assert batch.target_mask[-1].tolist() == [1, 1, 1, 0]
     # The last chunk ends the episode: done, no discount, reward 1 at its last step.

@@ -2,7 +2,8 @@
 
 One row is ``(o_t, A_t, R_t, discount_t = gamma^k or 0, o_{t+k}, done)`` plus what the actor
 update needs: the *target chunk*, the next ``chunk_horizon`` actions actually executed in the
-episode from step t (padded by repeating the last one, with a mask), and the Monte-Carlo return
+episode from step t by the same actor (it stops at a takeover / handback; padded by repeating
+the last one, with a mask), and the Monte-Carlo return
 G_t for the progress-style baseline.
 """
 
@@ -26,7 +27,7 @@ class TransitionBatch:
     discount: torch.Tensor             # (B,) gamma^k, 0 when done
     done: torch.Tensor                 # (B,) float 1/0
     next_observation: ObservationBatch  # o_{t+k}
-    target_actions: torch.Tensor       # (B, H, D) actor target: executed actions t..t+H-1
+    target_actions: torch.Tensor       # (B, H, D) actor target: same actor's actions from t
     target_mask: torch.Tensor          # (B, H) float, 1 where the episode had a step
     mc_return: torch.Tensor            # (B,) G_t = sum_{i>=t} gamma^{i-t} r_i
     success: torch.Tensor              # (B,) float 1 when the row's episode ended in success

@@ -92,6 +92,16 @@ class _Segment:
         return out
 
 
+def same_control_end(episode: Episode, start: int, horizon: int) -> int:
+    """End (exclusive) of the steps from ``start`` on, at most ``horizon``, that the same
+    actor produced: the same human flag and the same policy version as at ``start``."""
+    end = min(start + horizon, len(episode))
+    human = np.asarray(episode.human[start:end], dtype=bool)
+    versions = np.asarray(episode.policy_versions[start:end])
+    changed = np.flatnonzero((human != human[0]) | (versions != versions[0]))
+    return start + int(changed[0]) if changed.size else end
+
+
 def _segment_from_episode(episode: Episode, spec: ReplaySpec, serial: int) -> _Segment | None:
     transitions = episode_to_transitions(
         episode, chunk_length=spec.critic_chunk, execute_horizon=spec.critic_chunk,
@@ -107,7 +117,10 @@ def _segment_from_episode(episode: Episode, spec: ReplaySpec, serial: int) -> _S
     targets = np.zeros((len(starts), horizon, episode.actions.shape[1]), dtype=np.float32)
     target_mask = np.zeros((len(starts), horizon), dtype=bool)
     for i, t in enumerate(starts):
-        executed = episode.actions[t:t + horizon]
+        # The actor imitates who acted at t: the target stops where control changes hands
+        # (takeover / handback), or an intervention's target would end in the failing
+        # policy's actions after the handback.
+        executed = episode.actions[t:same_control_end(episode, int(t), horizon)]
         targets[i, :len(executed)] = executed
         targets[i, len(executed):] = executed[-1]
         target_mask[i, :len(executed)] = True
