@@ -19,7 +19,8 @@ import numpy as np
 from aloe_ros.io.episodes import Episode
 from aloe_ros.policies.base import Observation
 
-__all__ = ["ChunkTransition", "chunk_boundaries", "episode_to_transitions", "step_source"]
+__all__ = ["ChunkTransition", "chunk_boundaries", "episode_to_transitions", "same_control_end",
+           "step_source"]
 
 
 @dataclass
@@ -58,13 +59,19 @@ def chunk_boundaries(episode: Episode, execute_horizon: int) -> Iterator[tuple[i
     last = len(episode) if episode.done else len(episode) - 1
     start = 0
     while start < last:
-        end = start + 1
-        while (end < last and end - start < execute_horizon
-               and episode.human[end] == episode.human[start]
-               and episode.policy_versions[end] == episode.policy_versions[start]):
-            end += 1
+        end = min(same_control_end(episode, start, execute_horizon), last)
         yield start, end
         start = end
+
+
+def same_control_end(episode: Episode, start: int, horizon: int) -> int:
+    """End (exclusive) of the steps from ``start`` on, at most ``horizon``, that the same
+    actor produced: the same human flag and the same policy version as at ``start``."""
+    end = min(start + horizon, len(episode))
+    human = np.asarray(episode.human[start:end], dtype=bool)
+    versions = np.asarray(episode.policy_versions[start:end])
+    changed = np.flatnonzero((human != human[0]) | (versions != versions[0]))
+    return start + int(changed[0]) if changed.size else end
 
 
 def _observation(episode: Episode, step: int) -> Observation:

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from aloe_ros.io.episodes import SOURCES, Episode
-from aloe_ros.io.transitions import episode_to_transitions
+from aloe_ros.io.transitions import episode_to_transitions, same_control_end
 from aloe_ros.learning.batch import TransitionBatch
 from aloe_ros.policies.base import ObservationBatch
 
@@ -90,16 +90,6 @@ class _Segment:
                     "target_mask", "mc_return", "success"):
             out[key] = getattr(self, key)
         return out
-
-
-def same_control_end(episode: Episode, start: int, horizon: int) -> int:
-    """End (exclusive) of the steps from ``start`` on, at most ``horizon``, that the same
-    actor produced: the same human flag and the same policy version as at ``start``."""
-    end = min(start + horizon, len(episode))
-    human = np.asarray(episode.human[start:end], dtype=bool)
-    versions = np.asarray(episode.policy_versions[start:end])
-    changed = np.flatnonzero((human != human[0]) | (versions != versions[0]))
-    return start + int(changed[0]) if changed.size else end
 
 
 def _segment_from_episode(episode: Episode, spec: ReplaySpec, serial: int) -> _Segment | None:
