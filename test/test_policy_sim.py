@@ -15,7 +15,8 @@ from aloe_ros.config import load_task_config
 from aloe_ros.io.episodes import load_episode_dir
 from aloe_ros.policies.bc import BCDataset, load_episodes
 from aloe_ros.policies.checkpoint import load_policy
-from aloe_ros.policies.sim_rollouts import make_sim_robot, rollout_policy, task_stage
+from aloe_ros.policies.sim_rollouts import make_sim_robot, rollout_policy
+from aloe_ros.sim.operator import task_stage
 
 torch.set_num_threads(1)
 
@@ -154,6 +155,6 @@ def test_task_stage_follows_the_scene() -> None:
     config = load_task_config("pack_phone")
     robot = make_sim_robot(config)
     robot.reset(seed=2)
-    assert task_stage(robot) == 0, "lid on the box"
+    assert task_stage(robot.privileged_state()) == 0, "lid on the box"
     robot.scene.objects["lid"].held_by = "left"
-    assert task_stage(robot) == 1, "lid held"
+    assert task_stage(robot.privileged_state()) == 1, "lid held"

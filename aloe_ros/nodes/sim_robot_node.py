@@ -17,21 +17,14 @@ from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
-from aloe_ros.config import RobotConfig, SimConfig
 from aloe_ros.io.images import fill_image
 from aloe_ros.msg import EpisodeEvent, Status
 from aloe_ros.nodes.common import AloeNode, run_node
 from aloe_ros.sim.backends import make_robot
-from aloe_ros.sim.robot import CommandError, SimRobot, SimStep
+from aloe_ros.sim.robot import CommandError, SimStep
 
 SIM_STATE_TOPIC = "/aloe/sim/state"
 MAX_CATCH_UP = 5
-
-
-def make_sim_robot(robot: RobotConfig, sim: SimConfig, cameras: dict[str, tuple[int, int]],
-                   episode_timeout_s: float) -> SimRobot:
-    """The robot of sim.backend (aloe_ros/sim/backends.py)."""
-    return make_robot(robot, sim, cameras, episode_timeout_s)
 
 
 class SimRobotNode(AloeNode):
@@ -39,7 +32,7 @@ class SimRobotNode(AloeNode):
         super().__init__("sim_robot")
         cfg = self.config
         self.sim_cameras = [c for c in cfg.cameras if c.source == "sim"]
-        self.robot = make_sim_robot(
+        self.robot = make_robot(
             cfg.robot, cfg.sim, {c.name: (c.height, c.width) for c in self.sim_cameras},
             cfg.task.episode_timeout_s,
         )

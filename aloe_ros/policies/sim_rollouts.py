@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
@@ -20,6 +19,7 @@ from aloe_ros.io.episodes import Episode
 from aloe_ros.policies.base import ChunkPolicy, Observation
 from aloe_ros.policies.executor import ChunkExecutor, ExecutorConfig
 from aloe_ros.sim.backends import make_expert, make_robot
+from aloe_ros.sim.operator import task_stage
 from aloe_ros.sim.robot import SimRobot
 
 __all__ = ["EpisodeRecorder", "RolloutResult", "executor_config", "make_sim_robot", "physics_tick",
@@ -34,20 +34,8 @@ class RolloutResult:
     success: bool
     reason: str
     steps: int
-    # Highest task stage reached (see task_stage): where a failed episode got stuck.
+    # Highest task stage reached (sim.operator.task_stage): where a failed episode got stuck.
     furthest_stage: int = 0
-
-
-def task_stage(robot: SimRobot) -> int:
-    """The task's progress stage from privileged state: the simulated operator's measure on the
-    built-in scenes (pack_phone: 0 lid on the box, 1 lid held, 2 lid off, 3 phone held), the
-    task reward (0..4) on the MuJoCo ones."""
-    state: dict[str, Any] = robot.privileged_state()
-    if "reward" in state:
-        return int(state["reward"])
-    from aloe_ros.sim.operator import task_progress
-
-    return task_progress(state["objects"], state["scene"])
 
 
 def make_sim_robot(config: TaskFile) -> SimRobot:
@@ -149,7 +137,7 @@ def rollout_policy(config: TaskFile, robot: SimRobot, policy: ChunkPolicy, seed:
     recorder = EpisodeRecorder()
     dt = 1.0 / config.robot.control_rate_hz
     steps = 0
-    furthest = task_stage(robot)
+    furthest = task_stage(robot.privileged_state())
     while robot.outcome is None:
         frames = robot.render()
         state = robot.positions.copy()
@@ -168,7 +156,7 @@ def rollout_policy(config: TaskFile, robot: SimRobot, policy: ChunkPolicy, seed:
         recorder.add(steps * dt, frames if record_images else {}, state, command, False,
                      policy.version)
         physics_tick(robot, config)
-        furthest = max(furthest, task_stage(robot))
+        furthest = max(furthest, task_stage(robot.privileged_state()))
         steps += 1
     outcome = robot.outcome
     episode = recorder.episode(config, episode_id=episode_id, source="online",

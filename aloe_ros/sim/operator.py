@@ -35,11 +35,10 @@ from typing import Any
 import numpy as np
 
 from aloe_ros.config import SimOperatorConfig, TaskFile
-from aloe_ros.sim.expert import ScriptedExpert
-from aloe_ros.sim.robot import SimRobot
+from aloe_ros.sim.backends import make_expert, make_robot
 from aloe_ros.sim.scenes import GRIPPER_CLOSED, SAFE_DROP_HEIGHT
 
-__all__ = ["OperatorDecision", "SimulatedOperator", "task_progress"]
+__all__ = ["OperatorDecision", "SimulatedOperator", "task_progress", "task_stage"]
 
 log = logging.getLogger(__name__)
 
@@ -88,17 +87,33 @@ def carrying_fragile(state: dict[str, Any]) -> bool:
     return phone is not None and phone["held_by"] is not None
 
 
-class KinematicWorld:
-    """The built-in sim as the operator sees it: a render-free mirror of the robot and scene,
-    synced from the published state, driven by the reactive scripted expert."""
+def task_stage(state: dict[str, Any]) -> int:
+    """The progress stage of a privileged state (higher = further): task_progress on the
+    built-in scenes, gym-aloha's task reward (0..4 contact stages) on the MuJoCo ones."""
+    if state.get("backend") == "aloha_mujoco":
+        return int(state["reward"])
+    return task_progress(state["objects"], state["scene"])
+
+
+class _MirrorWorld:
+    """A render-free copy of the task's robot, synced from the published state, and the
+    backend's scripted expert driving it (aloe_ros/sim/backends.py)."""
 
     def __init__(self, config: TaskFile, rng: np.random.Generator) -> None:
         cameras: dict[str, tuple[int, int]] = {}  # the mirror never renders
-        self.mirror = SimRobot(config.robot, config.sim, cameras, config.task.episode_timeout_s)
-        self.expert = ScriptedExpert(self.mirror, rng)
+        self.mirror = make_robot(config.robot, config.sim, cameras, config.task.episode_timeout_s)
+        self.expert = make_expert(self.mirror, config.sim, rng)
 
     def reset(self) -> None:
         self.expert.reset()
+
+    def act(self, dt: float) -> np.ndarray:
+        return self.expert.act(dt)
+
+
+class KinematicWorld(_MirrorWorld):
+    """The built-in sim as the operator sees it: a mirror of the robot and scene, driven by the
+    reactive scripted expert."""
 
     def sync(self, state: dict[str, Any], positions: np.ndarray) -> None:
         self.mirror.positions = positions.astype(np.float64).copy()
@@ -111,12 +126,6 @@ class KinematicWorld:
     def begin_assist(self) -> None:
         """The expert reacts to the state every tick: nothing to re-plan at a takeover."""
 
-    def act(self, dt: float) -> np.ndarray:
-        return self.expert.act(dt)
-
-    def progress(self, state: dict[str, Any]) -> int:
-        return task_progress(state["objects"], state["scene"])
-
     def about_to_drop(self, state: dict[str, Any]) -> bool:
         return about_to_drop(state)
 
@@ -124,7 +133,7 @@ class KinematicWorld:
         return carrying_fragile(state)
 
 
-class AlohaWorld:
+class AlohaWorld(_MirrorWorld):
     """The MuJoCo ALOHA scenes as the operator sees them: a camera-less copy of the model put
     in the published state, driven by the staged ALOHA expert (aloha_expert.py).
 
@@ -132,28 +141,11 @@ class AlohaWorld:
     so a takeover re-plans from stage one where the objects are now (its stages skip what is
     already done: goals come from the current poses)."""
 
-    def __init__(self, config: TaskFile) -> None:
-        from aloe_ros.sim.aloha_expert import make_aloha_expert
-        from aloe_ros.sim.aloha_mujoco import AlohaMujocoRobot
-
-        self.mirror = AlohaMujocoRobot(config.robot, config.sim, {},
-                                       config.task.episode_timeout_s)
-        self.expert = make_aloha_expert(self.mirror)
-
-    def reset(self) -> None:
-        self.expert.reset()
-
     def sync(self, state: dict[str, Any], positions: np.ndarray) -> None:
-        self.mirror.mirror(positions, state["objects"])
+        self.mirror.mirror(positions, state["objects"])  # type: ignore[attr-defined]
 
     def begin_assist(self) -> None:
         self.expert.reset()
-
-    def act(self, dt: float) -> np.ndarray:
-        return self.expert.act(dt)
-
-    def progress(self, state: dict[str, Any]) -> int:
-        return int(state["reward"])
 
     def about_to_drop(self, state: dict[str, Any]) -> bool:
         """Not detected from contacts: a drop shows as lost progress, then a stall."""
@@ -170,7 +162,7 @@ OperatorWorld = KinematicWorld | AlohaWorld
 def operator_world(config: TaskFile, rng: np.random.Generator) -> OperatorWorld:
     """The mirror and expert of the task's sim backend."""
     if config.sim.backend == "aloha_mujoco":
-        return AlohaWorld(config)
+        return AlohaWorld(config, rng)
     return KinematicWorld(config, rng)
 
 
@@ -246,7 +238,7 @@ class SimulatedOperator:
             # Still holding control from the last episode: give the new one to the policy.
             self.pending = (now + self.settings.reaction_delay_s, "handback", "new episode")
             return decision
-        progress = self.world.progress(state)
+        progress = task_stage(state)
         if progress != self.progress:
             self.progress, self.progress_time = progress, now
         elapsed = float(state.get("time_s", 0.0))
