@@ -8,7 +8,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 import rclpy
 from helpers import spin_until, write_task_config
 from rclpy.executors import SingleThreadedExecutor
@@ -68,13 +67,14 @@ def test_up_pack_phone_sim_delivers_joint_states_and_images(ros_context, tmp_pat
     assert process.returncode == 0, output
     assert "stopped cleanly" in output
     assert len(stamps["joint_states"]) > 60, output
-    assert stamp_rate(stamps["joint_states"]) == pytest.approx(config.sim.physics_rate_hz,
-                                                               rel=0.2)
+    # Never faster than configured; slower only by what a starved 2-core host skips (the sim
+    # counts those as late_frames_<camera> in its Status). The bands are wide on purpose: CI
+    # runs this next to other suites, and rates are not what a unit test can pin down.
+    assert 0.5 * config.sim.physics_rate_hz < stamp_rate(stamps["joint_states"]) \
+        < 1.1 * config.sim.physics_rate_hz
     for camera in config.cameras:
         assert len(stamps[camera.name]) > 30, (camera.name, output)
-        # Frames are rendered on the physics tick; a starved tick may skip one (counted as
-        # late_frames_<camera> in the sim's Status), hence the wider band than joint states.
-        assert stamp_rate(stamps[camera.name]) == pytest.approx(camera.fps, rel=0.25)
+        assert 0.5 * camera.fps < stamp_rate(stamps[camera.name]) < 1.1 * camera.fps
         assert shapes[camera.name] == (camera.height, camera.width)
 
 

@@ -24,6 +24,12 @@ from aloe_ros.bringup_check import (
 from aloe_ros.config import ConfigError, TaskFile, load_task_config
 from aloe_ros.runner import node_environment
 
+# A rate needs a few arrivals. A topic that has fewer when --duration ends (DDS discovery of a
+# fresh process can take seconds on a loaded host) is listened to for up to LATE_TOPIC_FACTOR x
+# --duration more, and its rate is measured from its first arrival.
+MIN_RATE_SAMPLES = 5
+LATE_TOPIC_FACTOR = 2.0
+
 HELP = ("bring-up check: listen to the task's topics on a live system; report rates, joint "
         "names and limits, cameras, clock and controllers; exit 1 on any problem")
 
@@ -97,6 +103,16 @@ def listen(config: TaskFile, duration_s: float, *, sim: bool) -> GraphSnapshot:
         deadline = time.monotonic() + duration_s
         while time.monotonic() < deadline:
             executor.spin_once(timeout_sec=0.05)
+        rated = [topics.joint_states] + [c.topic for c in config.cameras]
+        late = [t for t in rated if len(arrivals[t]) < MIN_RATE_SAMPLES]
+        if late:
+            extra_s = LATE_TOPIC_FACTOR * duration_s
+            print(f"few messages yet on {', '.join(late)}: listening up to {extra_s:g} s more",
+                  flush=True)
+            deadline = time.monotonic() + extra_s
+            while late and time.monotonic() < deadline:
+                executor.spin_once(timeout_sec=0.05)
+                late = [t for t in late if len(arrivals[t]) < MIN_RATE_SAMPLES]
         graph_types = dict(node.get_topic_names_and_types())
         watched = set(arrivals) | {topics.command} | {o.topic for o in config.outputs}
         samples = {}

@@ -173,7 +173,10 @@ class TrajectoryLoggerNode(AloeNode):
         counters["lost"] = sum(stats.lost.values())
         counters["bytes_written"] = stats.bytes_written
         counters["queued_bytes"] = max(0, stats.queued_bytes)
+        counters["flushes"] = stats.flushes
         counters.update({f"lost:{topic}": n for topic, n in stats.lost.items()})
+        # per topic, so an operator (or a test) can see that a given camera is being recorded
+        counters.update({f"written:{topic}": n for topic, n in stats.written.items()})
         msg.counter_names = list(counters)
         msg.counter_values = [int(v) for v in counters.values()]
         msg.message = (f"recording stopped: {self.error}" if self.error
