@@ -53,6 +53,28 @@ def test_demos_train_eval_round_trip(tmp_path: Path, short_task: Path,
     assert "failures by furthest stage reached: stage 0 x1" in printed
 
 
+def test_teleop_demos_move_at_the_operators_speeds(tmp_path: Path) -> None:
+    """--teleop demos are the simulated operator's motion: bounded by the joystick speeds
+    (a direct expert demo closes a gripper in one step), and still successful."""
+    config = load_task_config("pack_phone")
+    dt = 1.0 / config.robot.control_rate_hz
+    grippers = [config.robot.joint_names.index(j) for j in config.robot.gripper_joints]
+    arms = [i for i in range(config.robot.action_dim) if i not in grippers]
+    steps = {}
+    for flag in ([], ["--teleop"]):
+        out = tmp_path / ("teleop" if flag else "direct")
+        assert main(["sim-demos", "--episodes", "1", "--out", str(out), "--seed", "4",
+                     *flag]) == 0
+        (episode,) = load_episode_dir(out)
+        assert episode.success is True and episode.human.all()
+        steps[bool(flag)] = np.abs(np.diff(episode.actions, axis=0))
+    teleop, direct = steps[True], steps[False]
+    tolerance = 1e-6
+    assert teleop[:, arms].max() <= config.joystick.max_joint_speed * dt + tolerance
+    assert teleop[:, grippers].max() <= config.joystick.gripper_speed * dt + tolerance
+    assert direct[:, grippers].max() > 10 * config.joystick.gripper_speed * dt
+
+
 def test_train_bc_rejects_bad_inputs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "empty").mkdir()
     assert main(["train-bc", str(tmp_path / "empty"), "--out", str(tmp_path / "o"),

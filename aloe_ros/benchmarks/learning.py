@@ -51,6 +51,10 @@ class LearningBenchPlan:
     advantage_beta: float | None = None
     # policy.noise_scale of the deployed (and critic-evaluated) policy (None: the task's).
     noise_scale: float | None = None
+    # How the base policy's demos are recorded: "teleop" through the joystick path at the
+    # task's teleop speeds, as the simulated operator drives its takeovers (demos and
+    # interventions are then one behaviour); "direct": the expert commands the robot itself.
+    demos: str = "teleop"
     # Further task-YAML overrides for every round, "section.key=value" (value parsed as YAML).
     overrides: list[str] = field(default_factory=list)
 
@@ -109,7 +113,8 @@ def base_policy(plan: LearningBenchPlan, seed: int) -> Path:
         return policy
     demos = folder / "demos"
     _cli(["sim-demos", "--task", plan.task, "--episodes", str(plan.demo_episodes),
-          "--out", str(demos), "--seed", str(seed * 10_000)])
+          "--out", str(demos), "--seed", str(seed * 10_000),
+          *(["--teleop"] if plan.demos == "teleop" else [])])
     _cli(["train-bc", str(demos), "--out", str(policy), "--task", plan.task,
           "--steps", str(plan.bc_steps), "--seed", str(seed), "--threads", str(plan.threads)])
     return policy

@@ -28,6 +28,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, required=True, metavar="DIR")
     parser.add_argument("--demo-episodes", type=int, default=20,
                         help="scripted demos for the base policy")
+    parser.add_argument("--demos", choices=("teleop", "direct"), default="teleop",
+                        help="base demos: through the joystick path at the teleop speeds, as "
+                             "the simulated operator's takeovers (default), or the expert "
+                             "commanding the robot directly")
     parser.add_argument("--bc-steps", type=int, default=300,
                         help="BC steps of the base policy (few: a weak start)")
     parser.add_argument("--train-updates", type=int, default=300, help="learner updates per round")
@@ -71,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
         task=args.task, methods=list(args.method), rounds=args.rounds,
         episodes_per_round=args.episodes_per_round,
         seeds=list(range(args.first_seed, args.first_seed + args.seeds)), out=args.out,
-        demo_episodes=args.demo_episodes, bc_steps=args.bc_steps,
+        demo_episodes=args.demo_episodes, demos=args.demos, bc_steps=args.bc_steps,
         train_updates=args.train_updates, intervention_rate=args.intervention_rate,
         threads=args.threads, loop=args.loop, batch_size=args.batch_size,
         advantage_beta=args.advantage_beta, noise_scale=args.noise_scale,
@@ -89,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
                         f"{args.task}: success per round")
     header = (f"task {args.task}, methods {', '.join(plan.methods)}, seeds {plan.seeds}, "
               f"{plan.rounds} training rounds + 1 eval, {plan.episodes_per_round} episodes per "
-              f"round, base BC {plan.bc_steps} steps on {plan.demo_episodes} demos, "
+              f"round, base BC {plan.bc_steps} steps on {plan.demo_episodes} {plan.demos} demos, "
               f"{plan.train_updates} learner updates per round"
               f"{f' (batch {plan.batch_size})' if plan.batch_size else ''}"
               f"{f', advantage beta {plan.advantage_beta:g}' if plan.advantage_beta else ''}"

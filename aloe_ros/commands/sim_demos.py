@@ -17,6 +17,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--episodes", type=int, default=50, help="number of demonstrations")
     parser.add_argument("--out", required=True, metavar="DIR", help="episode directory to write")
     parser.add_argument("--seed", type=int, default=0, help="seed of the first episode")
+    parser.add_argument("--teleop", action="store_true",
+                        help="drive the expert through the joystick path at the task's teleop "
+                             "speeds, as the simulated operator does when it takes over "
+                             "(default: the expert commands the robot directly)")
     parser.add_argument("--keep-failures", action="store_true",
                         help="also write episodes the expert failed (default: successes only)")
 
@@ -41,7 +45,8 @@ def run(args: argparse.Namespace) -> int:
     written = failures = steps = 0
     bar = tqdm(range(args.episodes), desc="sim-demos", unit="ep")
     for i in bar:
-        result = record_expert_episode(config, robot, seed=args.seed + i, episode_id=i)
+        result = record_expert_episode(config, robot, seed=args.seed + i, episode_id=i,
+                                       through_teleop=args.teleop)
         steps += result.steps
         if not result.success:
             failures += 1

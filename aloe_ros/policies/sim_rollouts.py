@@ -104,11 +104,26 @@ def physics_tick(robot: SimRobot, config: TaskFile) -> None:
             return
 
 
-def record_expert_episode(config: TaskFile, robot: SimRobot, seed: int, episode_id: int
-                          ) -> RolloutResult:
-    """One scripted-expert demonstration (source=demo, every step human=True)."""
+def record_expert_episode(config: TaskFile, robot: SimRobot, seed: int, episode_id: int, *,
+                          through_teleop: bool = False) -> RolloutResult:
+    """One scripted-expert demonstration (source=demo, every step human=True).
+
+    ``through_teleop``: the expert's targets go through teleop's :class:`HumanCommander` at the
+    task's joystick speeds, as the simulated operator drives them when it takes over, so the
+    demonstrations and the interventions are one behaviour (as with one person at one device).
+    Without it the expert commands the robot directly (faster, grippers as steps).
+    """
     robot.reset(seed=seed)
     expert = make_expert(robot, config.sim, np.random.default_rng(seed + 7919))
+    human = None
+    if through_teleop:
+        from aloe_ros.teleop.human import HumanCommander
+        from aloe_ros.teleop.layout import resolve_layout
+
+        layout = resolve_layout(config.joystick.preset, config.joystick.buttons,
+                                config.joystick.axes, config.joystick.joint_axes)
+        human = HumanCommander(config.robot, config.joystick, layout)
+        human.start(robot.positions)
     recorder = EpisodeRecorder()
     dt = 1.0 / config.robot.control_rate_hz
     steps = 0
@@ -116,6 +131,8 @@ def record_expert_episode(config: TaskFile, robot: SimRobot, seed: int, episode_
         frames = robot.render()
         state = robot.positions.copy()
         command = expert.act(dt)
+        if human is not None:
+            command = human.step_towards(command, dt)
         robot.command(command)
         recorder.add(steps * dt, frames, state, command, True, "")
         physics_tick(robot, config)
