@@ -28,9 +28,9 @@ STEPS, TAKEOVER_AT, HANDBACK_AT = 90, 30, 50
 def _drive_episode(ros_context: Any, config: Any) -> None:
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
-    from sensor_msgs.msg import JointState
+    from sensor_msgs.msg import Image, JointState
 
-    from aloe_ros.msg import ActionChunk, EpisodeEvent, InterventionEvent
+    from aloe_ros.msg import ActionChunk, EpisodeEvent, InterventionEvent, Status
     from aloe_ros.nodes.common import qos_profile
 
     node = rclpy.create_node("sim_operator", context=ros_context)
@@ -45,9 +45,23 @@ def _drive_episode(ros_context: Any, config: Any) -> None:
     intervention_pub = node.create_publisher(InterventionEvent, topics.intervention, events_qos)
     states: list[Any] = []
     node.create_subscription(JointState, topics.joint_states, states.append, qos)
+    # Frames too: a loaded host can take seconds to render the first, and rows without an
+    # observation are (rightly) dropped from the episode.
+    frames: dict[str, int] = {camera.topic: 0 for camera in config.cameras}
+    for camera in config.cameras:
+        node.create_subscription(Image, camera.topic,
+                                 lambda _, t=camera.topic: frames.__setitem__(t, frames[t] + 1),
+                                 qos_profile(config.qos.sensor))
+    written: dict[str, int] = {}
+
+    def on_status(status: Any) -> None:
+        if status.node == "trajectory_logger":
+            written.update(zip(status.counter_names, status.counter_values))
+
+    node.create_subscription(Status, topics.status, on_status, 10)
     try:
         every = [*pubs.values(), chunk_pub, episode_pub, intervention_pub]
-        assert spin_until(executor, lambda: bool(states) and all(
+        assert spin_until(executor, lambda: bool(states) and all(frames.values()) and all(
             p.get_subscription_count() > 0 for p in every), 60.0), "graph did not come up"
         stamp = lambda: node.get_clock().now().to_msg()  # noqa: E731
         start = EpisodeEvent(kind=EpisodeEvent.START, task=config.task.name)
@@ -83,9 +97,10 @@ def _drive_episode(ros_context: Any, config: Any) -> None:
                                reason="operator")
         success.header.stamp = stamp()
         episode_pub.publish(success)
-        end = time.monotonic() + 1.5  # let the last messages reach the bag
-        while time.monotonic() < end:
-            executor.spin_once(timeout_sec=0.05)
+        # let the last messages reach the bag: the logger's own counters say when
+        assert spin_until(executor, lambda: written.get(f"written:{topics.episode}", 0) >= 2
+                          and written.get(f"written:{topics.command}", 0) >= STEPS, 60.0), \
+            written
     finally:
         node.destroy_node()
 
