@@ -149,6 +149,15 @@ def test_dagger_weights_interventions_demos_and_successes() -> None:
     assert dagger_weights(batch).tolist() == [0.0, 1.0, 1.0]
     assert dagger_weights(filled_replay().episode_batch(0)).tolist() == [1.0] * 3
     assert dagger_weights(filled_replay().episode_batch(1)).tolist() == [1.0] * 3  # demo
+    # An assisted success: the policy's chunks before the takeover are what failed; only the
+    # operator's are imitated.
+    buffer = ChunkReplay(ReplaySpec(critic_chunk=3, actor_horizon=4, gamma=0.9), RATIOS)
+    buffer.add_episode(make_episode(9, success=True, human=[False] * 3 + [True] * 6))
+    batch = buffer.episode_batch(0)
+    assert batch.source == ["online", "intervention", "intervention"]
+    assert batch.assisted is not None and batch.assisted.tolist() == [1.0] * 3
+    assert dagger_weights(batch).tolist() == [0.0, 1.0, 1.0]
+    assert dagger_weights(batch.select(torch.tensor([0]))).tolist() == [0.0]
 
 
 def test_dagger_skips_batches_with_nothing_to_imitate() -> None:

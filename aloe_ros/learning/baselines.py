@@ -1,7 +1,9 @@
 """Baselines of the paper's comparison, behind the same trainer interface (torch, no ROS).
 
 * ``DaggerTrainer`` (HG-DAgger): behaviour cloning, flow matching with weight 1 on human data
-  (demonstrations, interventions) and on every chunk of a successful episode, 0 elsewhere.
+  (demonstrations, interventions) and on every chunk of an episode the policy finished alone
+  (success, no takeover), 0 elsewhere. The policy's chunks of an assisted success are what
+  made the operator take over: imitating them would teach the failure.
 * ``AwrMcTrainer`` (progress-style value, as in RECAP / pi*0.6): V(o) regressed on Monte-Carlo
   returns G_t of the logged data, Adv = R_t + gamma^k V(o_{t+k}) - V(o_t), actor weighted by
   exp(clip(Adv / beta, -c, c)). Its value evaluates the behaviour mixture, not the current
@@ -27,10 +29,14 @@ __all__ = ["AwrMcTrainer", "DaggerTrainer", "dagger_weights", "monte_carlo_value
 
 
 def dagger_weights(batch: TransitionBatch) -> torch.Tensor:
-    """w = 1 for demo / intervention chunks and chunks of successful episodes, else 0."""
+    """w = 1 for demo / intervention chunks and chunks of episodes that succeeded without a
+    takeover, else 0."""
     human = torch.tensor([s in ("demo", "intervention") for s in batch.source],
                          dtype=torch.float32, device=batch.reward.device)
-    return torch.clamp(human + batch.success, max=1.0)
+    if batch.assisted is None:
+        raise ValueError("dagger_weights needs batch.assisted (ChunkReplay batches carry it)")
+    alone = batch.success * (1.0 - batch.assisted.to(batch.success.device))
+    return torch.clamp(human + alone, max=1.0)
 
 
 def monte_carlo_value_loss(value: torch.Tensor, mc_return: torch.Tensor) -> torch.Tensor:

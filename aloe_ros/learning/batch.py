@@ -31,6 +31,8 @@ class TransitionBatch:
     target_mask: torch.Tensor          # (B, H) float, 1 where the episode had a step
     mc_return: torch.Tensor            # (B,) G_t = sum_{i>=t} gamma^{i-t} r_i
     success: torch.Tensor              # (B,) float 1 when the row's episode ended in success
+    # (B,) float 1 when an operator took over somewhere in the row's episode (None: unknown)
+    assisted: torch.Tensor | None = None
     source: list[str] = field(default_factory=list)
     episode_id: torch.Tensor | None = None  # (B,) int64
     start: torch.Tensor | None = None       # (B,) int64 step index t
@@ -49,7 +51,7 @@ class TransitionBatch:
             next_observation=self.next_observation.to(device),
             target_actions=self.target_actions.to(device),
             target_mask=self.target_mask.to(device), mc_return=self.mc_return.to(device),
-            success=self.success.to(device),
+            success=self.success.to(device), assisted=move(self.assisted),
             source=list(self.source), episode_id=move(self.episode_id), start=move(self.start),
         )
 
@@ -67,6 +69,7 @@ class TransitionBatch:
             next_observation=pick(self.next_observation),
             target_actions=self.target_actions[index], target_mask=self.target_mask[index],
             mc_return=self.mc_return[index], success=self.success[index],
+            assisted=None if self.assisted is None else self.assisted[index],
             source=[self.source[i] for i in rows],
             episode_id=None if self.episode_id is None else self.episode_id[index],
             start=None if self.start is None else self.start[index],

@@ -287,6 +287,10 @@ class ChunkReplay:
             next_observation=observation("next_obs_row"),
             target_actions=stack("target_actions"), target_mask=stack("target_mask").float(),
             mc_return=stack("mc_return"), success=stack("success").float(),
+            # an operator took over somewhere in the row's episode (its human steps are
+            # intervention transitions: chunks never straddle a change of control)
+            assisted=torch.tensor([bool((self.segments[s].kind == "intervention").any())
+                                   for s, _, _ in picks], dtype=torch.float32),
             source=[src for _, _, src in picks],
             episode_id=torch.tensor([self.segments[s].episode_id for s, _, _ in picks]),
             start=stack("start"),
