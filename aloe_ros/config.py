@@ -377,6 +377,10 @@ class LearningConfig:
     # Critic-only updates before the actor starts moving (its weights need a sane critic).
     critic_warmup_updates: int = 0
     grad_clip_norm: float = 10.0
+    # A chunk transition starts every this many steps (overlapping chunks), so the actor and
+    # critic see every n-th observation; 0: only at the robot's chunk boundaries (one per
+    # execute_horizon steps, 1/25 of the observations behaviour cloning sees).
+    transition_stride: int = 0
     # Oldest chunk transitions are evicted beyond this many; 0 = unbounded.
     replay_capacity: int = 200000
     # Checkpoint + PolicyUpdate every this many updates (continuous) or after each round.
@@ -403,6 +407,9 @@ class LearningConfig:
         for key in ("critic_lr", "actor_lr", "grad_clip_norm"):
             if getattr(self, key) <= 0:
                 raise ConfigError(key, f"must be > 0, got {getattr(self, key)}")
+        if self.transition_stride < 0:
+            raise ConfigError("transition_stride",
+                              f"must be >= 0, got {self.transition_stride}")
         if self.replay_capacity < 0:
             raise ConfigError("replay_capacity", f"must be >= 0, got {self.replay_capacity}")
         if not 0 < self.tau <= 1:

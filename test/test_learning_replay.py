@@ -20,6 +20,29 @@ def test_monte_carlo_returns() -> None:
     assert monte_carlo_returns(np.array([0, 0, 1.0]), 0.5).tolist() == [0.25, 0.5, 1.0]
 
 
+def test_stride_starts_overlapping_chunks_that_never_mix_actors() -> None:
+    # Steps 0-3 policy, 4-6 human, 7-9 policy; success at the end.
+    human = [False] * 4 + [True] * 3 + [False] * 3
+    strided = ChunkReplay(ReplaySpec(critic_chunk=3, actor_horizon=4, gamma=0.9, stride=1),
+                          RATIOS)
+    assert strided.add_episode(make_episode(10, human=human)) == 10   # one per step
+    batch = strided.episode_batch(0)
+    assert batch.start.tolist() == list(range(10))
+    # each spans up to 3 steps, cut where control changes and at the end
+    assert batch.action_mask.sum(dim=1).tolist() == [3, 3, 2, 1, 3, 2, 1, 3, 2, 1]
+    assert batch.source == ["online"] * 4 + ["intervention"] * 3 + ["online"] * 3
+    # a true transition from any start: R, gamma^k and o_{t+k} of the steps it executed
+    assert batch.discount[1].item() == pytest.approx(0.9 ** 3)
+    assert batch.next_observation.state[1, 0].item() == 4.0
+    assert batch.done.tolist() == [0.0] * 7 + [1.0] * 3     # 7, 8 and 9 reach the end
+    assert batch.reward[8].item() == pytest.approx(0.9)
+    # stride 2: every other step of each run
+    every_other = ChunkReplay(ReplaySpec(critic_chunk=3, actor_horizon=4, gamma=0.9, stride=2),
+                              RATIOS)
+    every_other.add_episode(make_episode(10, human=human))
+    assert every_other.episode_batch(0).start.tolist() == [0, 2, 4, 6, 7, 9]
+
+
 def test_partial_chunks_at_takeover_and_target_chunks() -> None:
     # Steps 0-3 policy, 4-6 human (a takeover at 4), 7-9 policy; success at the end.
     human = [False] * 4 + [True] * 3 + [False] * 3

@@ -2,7 +2,11 @@
 
     (o_t, A_t = a_t..a_{t+k-1}, R_t = sum_{i<k} gamma^i r_{t+i}, o_{t+k}, done, source, version)
 
-A chunk normally spans ``execute_horizon`` steps. It ends early (a *partial* chunk, k smaller)
+A chunk normally spans ``execute_horizon`` steps and chunks start where the previous one ended
+(the robot's own chunk boundaries). With ``stride`` s > 0 a chunk starts every s steps instead
+(overlapping chunks): each is still a true transition (the actions executed from o_t for k
+steps, their reward, o_{t+k}), and the learner sees every s-th observation instead of one per
+chunk, as behaviour cloning does. It ends early (a *partial* chunk, k smaller)
 where control changes hands (takeover / handback) or the episode ends, so that a chunk never
 mixes human and policy actions. Partial chunks are kept, never dropped: their actions are padded
 to the full length by repeating the last executed action, ``valid_steps`` says how many are
@@ -19,8 +23,8 @@ import numpy as np
 from aloe_ros.io.episodes import Episode
 from aloe_ros.policies.base import Observation
 
-__all__ = ["ChunkTransition", "chunk_boundaries", "episode_to_transitions", "same_control_end",
-           "step_source"]
+__all__ = ["ChunkTransition", "chunk_boundaries", "chunk_spans", "episode_to_transitions",
+           "same_control_end", "step_source"]
 
 
 @dataclass
@@ -64,6 +68,19 @@ def chunk_boundaries(episode: Episode, execute_horizon: int) -> Iterator[tuple[i
         start = end
 
 
+def chunk_spans(episode: Episode, execute_horizon: int, stride: int = 0
+                ) -> Iterator[tuple[int, int]]:
+    """(start, end) of each transition: the chunk boundaries (stride 0), or a start every
+    ``stride`` steps of each run of one actor, each at most ``execute_horizon`` long and never
+    past that run (so a chunk never mixes who acted)."""
+    if stride <= 0:
+        yield from chunk_boundaries(episode, execute_horizon)
+        return
+    for run_start, run_end in chunk_boundaries(episode, len(episode)):
+        for start in range(run_start, run_end, stride):
+            yield start, min(start + execute_horizon, run_end)
+
+
 def same_control_end(episode: Episode, start: int, horizon: int) -> int:
     """End (exclusive) of the steps from ``start`` on, at most ``horizon``, that the same
     actor produced: the same human flag and the same policy version as at ``start``."""
@@ -81,14 +98,14 @@ def _observation(episode: Episode, step: int) -> Observation:
 
 
 def episode_to_transitions(episode: Episode, *, chunk_length: int, execute_horizon: int,
-                           gamma: float, current_version: str | None = None
+                           gamma: float, current_version: str | None = None, stride: int = 0
                            ) -> list[ChunkTransition]:
     """Cut one episode into chunk transitions (see module docstring)."""
     if not 1 <= execute_horizon <= chunk_length:
         raise ValueError(f"execute_horizon {execute_horizon} must be in [1, {chunk_length}]")
     transitions = []
     steps = len(episode)
-    for start, end in chunk_boundaries(episode, execute_horizon):
+    for start, end in chunk_spans(episode, execute_horizon, stride):
         k = end - start
         executed = episode.actions[start:end].astype(np.float32)
         padded = np.concatenate([executed, np.repeat(executed[-1:], chunk_length - k, axis=0)])

@@ -46,6 +46,7 @@ class ReplaySpec:
     critic_chunk: int      # executed steps per critic chunk (execute_horizon; 1 for 1-step TD)
     actor_horizon: int     # chunk_horizon of the actor's target chunks
     gamma: float
+    stride: int = 0        # a transition every `stride` steps (0: at the chunk boundaries)
 
 
 def monte_carlo_returns(rewards: np.ndarray, gamma: float) -> np.ndarray:
@@ -95,7 +96,7 @@ class _Segment:
 def _segment_from_episode(episode: Episode, spec: ReplaySpec, serial: int) -> _Segment | None:
     transitions = episode_to_transitions(
         episode, chunk_length=spec.critic_chunk, execute_horizon=spec.critic_chunk,
-        gamma=spec.gamma, current_version=None)
+        gamma=spec.gamma, current_version=None, stride=spec.stride)
     if not transitions:
         return None
     steps = len(episode)
@@ -313,7 +314,8 @@ class ChunkReplay:
         index = {
             "version": INDEX_VERSION,
             "spec": {"critic_chunk": self.spec.critic_chunk,
-                     "actor_horizon": self.spec.actor_horizon, "gamma": self.spec.gamma},
+                     "actor_horizon": self.spec.actor_horizon, "gamma": self.spec.gamma,
+                     "stride": self.spec.stride},
             "current_version": self.current_version, "next_serial": self._next_serial,
             "segments": [{"serial": s.serial, "episode_id": s.episode_id, "task": s.task,
                           "cameras": list(s.images), "transitions": len(s)}
