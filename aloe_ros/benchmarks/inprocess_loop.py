@@ -40,7 +40,6 @@ from aloe_ros.policies.sim_rollouts import (
 from aloe_ros.sim.operator import SimulatedOperator
 from aloe_ros.sim.robot import SimRobot
 from aloe_ros.teleop.human import HumanCommander
-from aloe_ros.teleop.layout import resolve_layout
 
 __all__ = ["AssistedEpisode", "collect_episodes", "downsample_factor", "rollout_assisted"]
 
@@ -86,9 +85,7 @@ def rollout_assisted(config: TaskFile, robot: SimRobot, policy: ChunkPolicy,
     operator.reset()
     executor = ChunkExecutor(executor_config(config, policy.chunk_horizon))
     executor.set_measured_state(robot.positions)
-    layout = resolve_layout(config.joystick.preset, config.joystick.buttons,
-                            config.joystick.axes, config.joystick.joint_axes)
-    human = HumanCommander(config.robot, config.joystick, layout)
+    human = HumanCommander.for_task(config)
     dt = 1.0 / config.robot.control_rate_hz
     recorder = EpisodeRecorder()
     human_in_control = False

@@ -118,11 +118,8 @@ def record_expert_episode(config: TaskFile, robot: SimRobot, seed: int, episode_
     human = None
     if through_teleop:
         from aloe_ros.teleop.human import HumanCommander
-        from aloe_ros.teleop.layout import resolve_layout
 
-        layout = resolve_layout(config.joystick.preset, config.joystick.buttons,
-                                config.joystick.axes, config.joystick.joint_axes)
-        human = HumanCommander(config.robot, config.joystick, layout)
+        human = HumanCommander.for_task(config)
         human.start(robot.positions)
     recorder = EpisodeRecorder()
     dt = 1.0 / config.robot.control_rate_hz

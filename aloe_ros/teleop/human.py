@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from aloe_ros.config import JoystickConfig, RobotConfig
-from aloe_ros.teleop.layout import PadLayout, PadState
+from aloe_ros.config import JoystickConfig, RobotConfig, TaskFile
+from aloe_ros.teleop.layout import PadLayout, PadState, resolve_layout
 
 __all__ = ["ALL_ARMS", "HumanCommander", "apply_deadzone"]
 
@@ -61,6 +61,14 @@ class HumanCommander:
         self.selections = [ALL_ARMS] + [arm.name for arm in self.arms if arm.name != ALL_ARMS]
         self.selected = joystick.arms if joystick.arms in self.selections else ALL_ARMS
         self.target: np.ndarray | None = None
+
+    @classmethod
+    def for_task(cls, config: TaskFile) -> HumanCommander:
+        """The commander of the task's robot and joystick settings (pad layout resolved)."""
+        joystick = config.joystick
+        layout = resolve_layout(joystick.preset, joystick.buttons, joystick.axes,
+                                joystick.joint_axes)
+        return cls(config.robot, joystick, layout)
 
     # ---- arm select ---------------------------------------------------------------------------
     def next_arms(self) -> str:
