@@ -2,15 +2,16 @@
 
     (o_t, A_t = a_t..a_{t+k-1}, R_t = sum_{i<k} gamma^i r_{t+i}, o_{t+k}, done, source, version)
 
-A chunk normally spans ``execute_horizon`` steps and chunks start where the previous one ended
-(the robot's own chunk boundaries). With ``stride`` s > 0 a chunk starts every s steps instead
-(overlapping chunks): each is still a true transition (the actions executed from o_t for k
-steps, their reward, o_{t+k}), and the learner sees every s-th observation instead of one per
-chunk, as behaviour cloning does. It ends early (a *partial* chunk, k smaller)
+A chunk normally spans ``execute_horizon`` steps. It ends early (a *partial* chunk, k smaller)
 where control changes hands (takeover / handback) or the episode ends, so that a chunk never
 mixes human and policy actions. Partial chunks are kept, never dropped: their actions are padded
 to the full length by repeating the last executed action, ``valid_steps`` says how many are
 real, and the bootstrap discount is gamma^k for the k steps actually executed.
+
+Chunks start where the previous one ended (the robot's own chunk boundaries). With ``stride``
+s > 0 a chunk starts every s steps instead (overlapping chunks): each is still a true
+transition (the actions executed from o_t for k steps, their reward, o_{t+k}), and the learner
+sees every s-th observation instead of one per chunk, as behaviour cloning does.
 """
 
 from __future__ import annotations

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -83,6 +84,12 @@ class _Segment:
 
     def __len__(self) -> int:
         return len(self.start)
+
+    @cached_property
+    def assisted(self) -> bool:
+        """An operator took over somewhere in this episode: its human steps are intervention
+        transitions (chunks never straddle a change of control). Derived once, not stored."""
+        return bool((self.kind == "intervention").any())
 
     def arrays(self) -> dict[str, np.ndarray]:
         out = {f"image_{name}": frames for name, frames in self.images.items()}
@@ -288,10 +295,8 @@ class ChunkReplay:
             next_observation=observation("next_obs_row"),
             target_actions=stack("target_actions"), target_mask=stack("target_mask").float(),
             mc_return=stack("mc_return"), success=stack("success").float(),
-            # an operator took over somewhere in the row's episode (its human steps are
-            # intervention transitions: chunks never straddle a change of control)
-            assisted=torch.tensor([bool((self.segments[s].kind == "intervention").any())
-                                   for s, _, _ in picks], dtype=torch.float32),
+            assisted=torch.tensor([self.segments[s].assisted for s, _, _ in picks],
+                                  dtype=torch.float32),
             source=[src for _, _, src in picks],
             episode_id=torch.tensor([self.segments[s].episode_id for s, _, _ in picks]),
             start=stack("start"),
