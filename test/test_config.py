@@ -99,6 +99,18 @@ def test_exponent_numbers_without_a_dot_load_as_numbers(tmp_path: Path) -> None:
     assert info.value.key_path == "learning.actor_lr"
 
 
+def test_transition_stride_is_checked_and_reaches_the_replay(tmp_path: Path) -> None:
+    from aloe_ros.learning.factory import replay_spec
+
+    path = write_task_config(tmp_path, overrides={"learning": {"transition_stride": -1}})
+    with pytest.raises(ConfigError, match="must be >= 0") as info:
+        load_task_config(path)
+    assert info.value.key_path == "learning.transition_stride"
+    path = write_task_config(tmp_path, overrides={"learning": {"transition_stride": 2}})
+    assert replay_spec(load_task_config(path)).stride == 2
+    assert replay_spec(load_task_config("pack_phone")).stride == 0
+
+
 def test_unknown_task_lists_the_available_ones() -> None:
     with pytest.raises(ConfigError) as info:
         load_task_config("pack_sandwich")
