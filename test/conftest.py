@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import tempfile
 
 import pytest
@@ -26,6 +27,13 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
     os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    # The session's ROS_HOME holds only the nodes' ROS logs; tests keep the output they assert.
+    ros_home = os.environ.get("ROS_HOME", "")
+    if os.path.basename(ros_home).startswith("aloe_test_ros_home_"):
+        shutil.rmtree(ros_home, ignore_errors=True)
 
 
 @pytest.fixture

@@ -31,11 +31,18 @@ def deep_merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any
     return out
 
 
+# What every test config changes: CI machines may have under 1 GiB free under /tmp, where the
+# shipped recording.min_free_disk_mb (1024) would stop each test's logger before it wrote
+# anything. Tests write kilobytes; the disk-guard tests set their own threshold.
+TEST_CONFIG_DEFAULTS: dict[str, Any] = {"recording": {"min_free_disk_mb": 16}}
+
+
 def write_task_config(tmp_path: Path, task: str = "pack_phone",
                       overrides: dict[str, Any] | None = None, name: str = "task.yaml") -> Path:
-    """A copy of config/<task>.yaml with ``overrides`` deep-merged (lists replaced)."""
+    """A copy of config/<task>.yaml with TEST_CONFIG_DEFAULTS, then ``overrides``, deep-merged
+    (lists replaced)."""
     data = yaml.safe_load((REPO / "config" / f"{task}.yaml").read_text())
-    data = deep_merge(data, overrides or {})
+    data = deep_merge(deep_merge(data, TEST_CONFIG_DEFAULTS), overrides or {})
     path = tmp_path / name
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from helpers import TEST_CONFIG_DEFAULTS
 
 from aloe_ros.reliability.suite import SuiteOptions, run_suite
 
@@ -16,7 +17,8 @@ def test_killing_the_logger_and_the_learner(tmp_path: Path) -> None:
     options = SuiteOptions(out_dir=tmp_path, trials=1, nodes=["logger", "learner"],
                            estop_trials=0, bad_inputs=False, offline=False,
                            camera_size=(64, 48), observe_s=2.5, wait_range_s=(0.5, 1.5),
-                           startup_timeout_s=150.0, back_timeout_s=150.0)
+                           startup_timeout_s=150.0, back_timeout_s=150.0,
+                           overrides=TEST_CONFIG_DEFAULTS)
     result = run_suite(options, lines.append)
     log = "\n".join(lines) + "\n" + (tmp_path / "nodes.log").read_text(errors="replace")[-3000:]
     assert not result.not_started, log

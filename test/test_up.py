@@ -50,9 +50,10 @@ def test_up_pack_phone_sim_delivers_joint_states_and_images(ros_context, tmp_pat
     executor.add_node(node)
 
     log_path = tmp_path / "up.log"
+    config_path = write_task_config(tmp_path)
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            [*AloeRos, "up", "pack_phone", "--sim", "--duration", "20", "--record",
+            [*AloeRos, "up", str(config_path), "--sim", "--duration", "20", "--record",
              str(tmp_path / "bags")], stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path)
         try:
             # Collect until the runner exits (its --duration bounds the test).
