@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import signal
 import sys
+import time
+import traceback
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -17,10 +19,12 @@ from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.signals import SignalHandlerOptions
 
 from aloe_ros.config import ConfigError, QosProfileConfig, TaskFile, load_task_config
 
-__all__ = ["AloeNode", "qos_profile", "run_node", "stamp_to_seconds"]
+__all__ = ["AloeNode", "StopRequest", "qos_profile", "run_node", "spin_until_stopped",
+           "stamp_to_seconds"]
 
 
 def qos_profile(config: QosProfileConfig) -> QoSProfile:
@@ -77,6 +81,62 @@ class AloeNode(Node):
         return self.get_clock().now().nanoseconds * 1e-9
 
 
+# A node that keeps failing inside the executor is better restarted than left limping: more
+# than this many spin errors within SPIN_ERROR_WINDOW_S seconds and it exits with code 1.
+MAX_SPIN_ERRORS = 20
+SPIN_ERROR_WINDOW_S = 10.0
+# How often the spin loop looks at the stop flag (a signal handler runs between waits).
+SPIN_POLL_S = 0.25
+
+
+class StopRequest:
+    """Set by SIGINT / SIGTERM. The handler never raises while the node spins: a
+    KeyboardInterrupt raised inside rclpy's message conversion surfaces as a bare RuntimeError
+    from ``take_message`` ("Unable to convert call argument"), which looked like a crash."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.spinning = False
+
+    def __call__(self, signum: int, frame: Any) -> None:
+        self.requested = True
+        if self.spinning:
+            return      # the spin loop sees the flag within SPIN_POLL_S and shuts down itself
+        # Still starting (e.g. importing torch): creating entities on a shut-down context fails,
+        # and Ctrl-C interrupts the import at once.
+        rclpy.try_shutdown()
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt
+
+
+def spin_until_stopped(executor: Any, stop: StopRequest, log_error: Callable[[str], None], *,
+                       ok: Callable[[], bool] = rclpy.ok,
+                       clock: Callable[[], float] = time.monotonic) -> None:
+    """Spin until a stop is requested or the context shuts down.
+
+    An error inside the executor while stopping is part of the stop. An error while running
+    (a message that fails to convert, a callback that raised) is logged and the node goes on:
+    one bad message must not take a node down. More than ``MAX_SPIN_ERRORS`` within
+    ``SPIN_ERROR_WINDOW_S`` re-raise, so a supervisor restarts the node.
+    """
+    recent: list[float] = []
+    while not stop.requested and ok():
+        try:
+            executor.spin_once(timeout_sec=SPIN_POLL_S)
+        except (KeyboardInterrupt, ExternalShutdownException):
+            return
+        except Exception as exc:
+            if stop.requested or not ok():
+                return
+            now = clock()
+            recent = [t for t in recent if now - t < SPIN_ERROR_WINDOW_S] + [now]
+            log_error(f"error while spinning ({len(recent)} in the last "
+                      f"{SPIN_ERROR_WINDOW_S:.0f} s, the node goes on): "
+                      f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=6)}")
+            if len(recent) > MAX_SPIN_ERRORS:
+                raise
+
+
 def run_node(
     factory: Callable[[], Node],
     args: Sequence[str] | None = None,
@@ -86,11 +146,14 @@ def run_node(
     """Init rclpy, build the node, spin until Ctrl-C / SIGTERM, shut down cleanly.
 
     Returns the process exit code: 0 on a clean stop, 2 on a configuration error (the message
-    names the YAML key), 1 on any other failure at start-up.
+    names the YAML key), 1 on any other failure at start-up or on repeated errors while running.
     """
-    rclpy.init(args=list(args) if args is not None else None)
-    # SIGTERM (from `aloe-ros up`, launch or systemd) stops as cleanly as Ctrl-C.
-    signal.signal(signal.SIGTERM, lambda *_: rclpy.try_shutdown())
+    # The node owns SIGINT and SIGTERM (rclpy installs none): both stop it the same clean way
+    # (`aloe-ros up`, launch and systemd send them), and neither raises inside a message take.
+    rclpy.init(args=list(args) if args is not None else None,
+               signal_handler_options=SignalHandlerOptions.NO)
+    stop = StopRequest()
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     node: Node | None = None
     try:
         try:
@@ -98,28 +161,30 @@ def run_node(
         except ConfigError as exc:
             print(f"[aloe_ros] configuration error: {exc}", file=sys.stderr)
             return 2
+        except KeyboardInterrupt:
+            return 0
         except Exception:
             # Stopped (SIGINT/SIGTERM) while still starting, e.g. during a slow torch import:
             # creating publishers on the shut-down context fails. That is a stop, not a crash.
-            if not rclpy.ok():
+            if stop.requested or not rclpy.ok():
                 return 0
             raise
         executor = MultiThreadedExecutor(threads) if threads > 1 else SingleThreadedExecutor()
         executor.add_node(node)
+        stop.spinning = True
+        logger = node.get_logger()
         try:
-            executor.spin()
-        except (KeyboardInterrupt, ExternalShutdownException):
-            pass
-        except RuntimeError:
-            # A signal shut the context down while the executor was taking a message; rclpy
-            # then fails inside take_message. That is a stop, not a crash.
-            if rclpy.ok():
-                raise
+            spin_until_stopped(executor, stop, lambda text: logger.error(text))
+        finally:
+            executor.shutdown(timeout_sec=2.0)
         return 0
     finally:
+        stop.spinning = True        # no KeyboardInterrupt in the middle of closing
         if node is not None:
             close = getattr(node, "close", None)
             if callable(close):
                 close()
             node.destroy_node()
         rclpy.try_shutdown()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

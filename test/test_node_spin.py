@@ -1,0 +1,216 @@
+"""How every node spins and stops (nodes/common.py): an error inside the executor while running
+is logged and the node goes on; an error while stopping is part of the stop; a burst of errors
+exits so a supervisor restarts the node; SIGINT / SIGTERM never raise inside a message take."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from aloe_ros.nodes import common
+from aloe_ros.nodes.common import (
+    MAX_SPIN_ERRORS,
+    SPIN_ERROR_WINDOW_S,
+    StopRequest,
+    spin_until_stopped,
+)
+
+
+class ScriptedExecutor:
+    """spin_once runs the next step: an exception to raise, or a callable (e.g. a stop)."""
+
+    def __init__(self, steps: list[Any], stop: StopRequest) -> None:
+        self.steps, self.stop, self.calls = list(steps), stop, 0
+
+    def spin_once(self, timeout_sec: float | None = None) -> None:
+        self.calls += 1
+        if not self.steps:
+            self.stop.requested = True
+            return
+        step = self.steps.pop(0)
+        if isinstance(step, BaseException):
+            raise step
+        if callable(step):
+            step()
+
+
+def _take_failure() -> RuntimeError:
+    return RuntimeError("Unable to convert call argument '0' to Python object")
+
+
+def test_an_error_while_running_is_logged_and_the_node_goes_on() -> None:
+    stop = StopRequest()
+    stop.spinning = True
+    executor = ScriptedExecutor([None, _take_failure(), None, None], stop)
+    errors: list[str] = []
+    spin_until_stopped(executor, stop, errors.append, ok=lambda: True)
+    assert executor.calls == 5          # kept spinning after the error, until the stop
+    assert len(errors) == 1
+    assert "the node goes on" in errors[0] and "Unable to convert" in errors[0]
+
+
+def test_an_error_after_a_stop_request_is_part_of_the_stop() -> None:
+    stop = StopRequest()
+    stop.spinning = True
+
+    def stop_then_fail() -> None:
+        stop.requested = True
+        raise _take_failure()
+
+    executor = ScriptedExecutor([None, stop_then_fail, None], stop)
+    errors: list[str] = []
+    spin_until_stopped(executor, stop, errors.append, ok=lambda: True)
+    assert executor.calls == 2 and errors == []
+
+
+def test_an_error_after_the_context_shut_down_is_part_of_the_stop() -> None:
+    stop = StopRequest()
+    context_ok = [True]
+
+    def shut_down_then_fail() -> None:
+        context_ok[0] = False
+        raise _take_failure()
+
+    executor = ScriptedExecutor([shut_down_then_fail], stop)
+    errors: list[str] = []
+    spin_until_stopped(executor, stop, errors.append, ok=lambda: context_ok[0])
+    assert errors == []
+
+
+def test_a_burst_of_errors_reraises_so_the_node_is_restarted() -> None:
+    stop = StopRequest()
+    executor = ScriptedExecutor([_take_failure() for _ in range(MAX_SPIN_ERRORS + 5)], stop)
+    errors: list[str] = []
+    with pytest.raises(RuntimeError, match="Unable to convert"):
+        spin_until_stopped(executor, stop, errors.append, ok=lambda: True, clock=lambda: 0.0)
+    assert len(errors) == MAX_SPIN_ERRORS + 1
+
+
+def test_errors_spread_over_time_do_not_stop_the_node() -> None:
+    stop = StopRequest()
+    count = MAX_SPIN_ERRORS * 3
+    executor = ScriptedExecutor([_take_failure() for _ in range(count)], stop)
+    ticks = iter(range(count))
+    errors: list[str] = []
+    spin_until_stopped(executor, stop, errors.append, ok=lambda: True,
+                       clock=lambda: next(ticks) * SPIN_ERROR_WINDOW_S / 2)
+    assert len(errors) == count
+
+
+def test_stop_request_raises_only_before_the_node_spins(monkeypatch: pytest.MonkeyPatch) -> None:
+    shutdowns: list[bool] = []
+    monkeypatch.setattr(common.rclpy, "try_shutdown", lambda: shutdowns.append(True))
+    starting = StopRequest()
+    with pytest.raises(KeyboardInterrupt):
+        starting(signal.SIGINT, None)        # Ctrl-C during a slow start-up interrupts it
+    assert starting.requested and shutdowns == [True]
+    starting_term = StopRequest()
+    starting_term(signal.SIGTERM, None)      # SIGTERM: the half-built node fails and stops
+    assert starting_term.requested and len(shutdowns) == 2
+
+    spinning = StopRequest()
+    spinning.spinning = True
+    spinning(signal.SIGINT, None)            # never raises inside a message take
+    spinning(signal.SIGTERM, None)
+    assert spinning.requested and len(shutdowns) == 2
+
+
+def test_a_real_executor_survives_a_raising_callback(ros_context: Any) -> None:
+    """A callback error (what a failed message conversion also looks like) is logged, and the
+    next message is still delivered."""
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from std_msgs.msg import String
+
+    node = rclpy.create_node("spin_test", context=ros_context)
+    executor = SingleThreadedExecutor(context=ros_context)
+    executor.add_node(node)
+    stop = StopRequest()
+    stop.spinning = True
+    seen: list[str] = []
+
+    def on_message(msg: String) -> None:
+        seen.append(msg.data)
+        if msg.data == "bad":
+            raise RuntimeError("Unable to convert call argument '0' to Python object")
+        if msg.data == "last":
+            stop.requested = True
+
+    node.create_subscription(String, "/spin_test", on_message, 10)
+    publisher = node.create_publisher(String, "/spin_test", 10)
+    errors: list[str] = []
+    try:
+        deadline = time.monotonic() + 10.0
+        while publisher.get_subscription_count() == 0 and time.monotonic() < deadline:
+            executor.spin_once(timeout_sec=0.05)
+        for text in ("good", "bad", "after", "last"):
+            publisher.publish(String(data=text))
+        spin_until_stopped(executor, stop, errors.append, ok=lambda: time.monotonic() < deadline)
+    finally:
+        executor.shutdown()
+        node.destroy_node()
+    assert seen == ["good", "bad", "after", "last"]
+    assert len(errors) == 1 and "Unable to convert" in errors[0]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_node_stops_cleanly_on_a_signal_while_messages_flow(sig: int, tmp_path: Path) -> None:
+    """The teleop node takes Joy messages from a flood while the signal arrives; it exits 0 with
+    no traceback. (CI once saw a SIGINT land inside rclpy's message conversion: the node died
+    with 'Unable to convert call argument' and exit code 1. That race is rare here; the unit
+    tests above pin the logic that now handles it.)"""
+    from helpers import node_process_command, write_task_config
+
+    config_path = write_task_config(tmp_path)
+    flood = subprocess.Popen([sys.executable, "-c", FLOOD], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    log_path = tmp_path / "node.log"
+    try:
+        with open(log_path, "wb") as log:
+            node = subprocess.Popen(node_process_command("teleop_node", config_path),
+                                    stdout=log, stderr=subprocess.STDOUT)
+            try:
+                _wait_for_line(log_path, "teleop up", timeout_s=90.0, process=node)
+                time.sleep(1.0)
+                node.send_signal(sig)
+                code = node.wait(timeout=30)
+            finally:
+                if node.poll() is None:
+                    node.kill()
+                    node.wait()
+    finally:
+        flood.kill()
+        flood.wait()
+    output = log_path.read_text(errors="replace")
+    assert code == 0, output
+    assert "Traceback" not in output, output
+
+
+FLOOD = """
+import rclpy
+from sensor_msgs.msg import Joy
+rclpy.init()
+node = rclpy.create_node('joy_flood')
+publisher = node.create_publisher(Joy, '/joy', 10)
+message = Joy(axes=[0.0] * 8, buttons=[0] * 12)
+while rclpy.ok():
+    publisher.publish(message)
+"""
+
+
+def _wait_for_line(log_path: Path, text: str, *, timeout_s: float,
+                   process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(log_path.read_text(errors="replace"))
+        if text in log_path.read_text(errors="replace"):
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"no '{text}' in the log: {log_path.read_text(errors='replace')}")
