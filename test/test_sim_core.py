@@ -70,6 +70,19 @@ def test_expert_takes_over_mid_episode_from_a_random_state() -> None:
     assert robot.outcome is not None and robot.outcome.success, robot.outcome
 
 
+def test_expert_puts_a_phone_left_on_the_lid_into_the_box() -> None:
+    """A policy that put the phone down on the closed lid: the expert takes the lid away, then
+    the phone (which stays at lid height) and puts it in properly. It used to take the phone
+    for packed and idle at home until the timeout (690 idle ticks of an operator's takeover)."""
+    robot = make_robot(seed=3)
+    box, phone = robot.scene.objects["box"], robot.scene.objects["phone"]
+    phone.position = np.array([box.position[0] + 0.01, box.position[1], box.size[2] + 0.01])
+    expert = ScriptedExpert(robot, np.random.default_rng(0))
+    run_expert(robot, expert)
+    assert robot.outcome is not None and robot.outcome.success, robot.outcome
+    assert robot.outcome.reason == "phone in box"
+
+
 def test_joints_move_no_faster_than_their_velocity_limits() -> None:
     robot = make_robot()
     robot.command(robot.upper)

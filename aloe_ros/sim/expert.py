@@ -114,7 +114,11 @@ class ScriptedExpert:
         else:
             goals["left"] = self.home_goal("left")
         # Right arm: fetch the phone, wait beside the box until it is open, put the phone in.
-        phone_in_box = box.contains_xy(phone.position, margin=0.02) and phone.held_by is None
+        # "In the box" means on its floor, as the success rule has it (a release inside the open
+        # box). A phone left on the lid stays at lid height when the lid is taken away; seen
+        # from above it is in the box, but the episode would run out waiting for it.
+        phone_in_box = (box.contains_xy(phone.position, margin=0.02) and phone.held_by is None
+                        and phone.position[2] < box.size[2] / 2)
         if phone.held_by == "right":
             if scene.lid_on_box() or lid.held_by is not None:
                 wait = np.array([box.position[0] + 0.17, box.position[1], self.style.hover])
