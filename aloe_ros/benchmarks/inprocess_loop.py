@@ -36,6 +36,7 @@ from aloe_ros.policies.sim_rollouts import (
     executor_config,
     make_sim_robot,
     physics_tick,
+    seed_policy_sampling,
 )
 from aloe_ros.sim.operator import SimulatedOperator
 from aloe_ros.sim.robot import SimRobot
@@ -82,6 +83,7 @@ def rollout_assisted(config: TaskFile, robot: SimRobot, policy: ChunkPolicy,
     """One episode of ``policy`` with the simulated operator watching (source=online)."""
     robot.reset(seed=seed)
     policy.reset()
+    seed_policy_sampling(seed)
     operator.reset()
     executor = ChunkExecutor(executor_config(config, policy.chunk_horizon))
     executor.set_measured_state(robot.positions)

@@ -23,7 +23,7 @@ from aloe_ros.sim.operator import task_stage
 from aloe_ros.sim.robot import SimRobot
 
 __all__ = ["EpisodeRecorder", "RolloutResult", "executor_config", "make_sim_robot", "physics_tick",
-           "record_expert_episode", "rollout_policy"]
+           "record_expert_episode", "rollout_policy", "seed_policy_sampling"]
 
 log = logging.getLogger(__name__)
 
@@ -140,12 +140,26 @@ def record_expert_episode(config: TaskFile, robot: SimRobot, seed: int, episode_
     return RolloutResult(episode, outcome.success, outcome.reason, steps)
 
 
+def seed_policy_sampling(seed: int) -> None:
+    """Seed the policy's sampling noise for one episode.
+
+    The built-in flow policy and LeRobot's policies draw their noise from torch's global
+    generator, which training and earlier episodes in the same process also advance. Seeding
+    it from the episode seed makes an episode depend only on its seed and the weights, so a
+    rerun (or a resumed bench round) collects the same episodes.
+    """
+    import torch
+
+    torch.manual_seed(seed)
+
+
 def rollout_policy(config: TaskFile, robot: SimRobot, policy: ChunkPolicy, seed: int,
                    episode_id: int, *, record_images: bool = False,
                    on_chunk: Callable[[int], None] | None = None) -> RolloutResult:
     """One closed-loop episode of ``policy`` through the executor (source=online)."""
     robot.reset(seed=seed)
     policy.reset()
+    seed_policy_sampling(seed)
     executor = ChunkExecutor(executor_config(config, policy.chunk_horizon))
     executor.set_measured_state(robot.positions)
     recorder = EpisodeRecorder()
