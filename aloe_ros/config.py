@@ -532,6 +532,9 @@ class SimOperatorConfig:
     late_fraction: float = 0.75
     # Drive at least this long after helping a stage through, then hand back.
     assist_s: float = 1.0
+    # Driving with no progress for this long: give up, press failure (the episode ends) rather
+    # than hold the pad idle until the timeout, as a person would. 0: never give up.
+    give_up_s: float = 15.0
     # Press success / failure like a person when the episode ends (from privileged state).
     mark_outcomes: bool = True
     seed: int = 0
@@ -540,7 +543,7 @@ class SimOperatorConfig:
         if not 0 <= self.intervention_rate <= 1:
             raise ConfigError("intervention_rate",
                               f"must be in [0, 1], got {self.intervention_rate}")
-        for key in ("reaction_delay_s", "stall_s", "assist_s"):
+        for key in ("reaction_delay_s", "stall_s", "assist_s", "give_up_s"):
             if getattr(self, key) < 0:
                 raise ConfigError(key, f"must be >= 0, got {getattr(self, key)}")
         if not 0 < self.late_fraction <= 1:

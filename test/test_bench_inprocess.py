@@ -204,3 +204,21 @@ def test_an_episode_depends_only_on_its_seed_not_on_what_ran_before() -> None:
     torch.randn(1000)                      # e.g. a learner's updates in between
     np.testing.assert_array_equal(actions(seed=11), first)
     assert not np.array_equal(actions(seed=12), first), "the seed must matter"
+
+
+def test_an_operator_who_gives_up_ends_the_episode_as_a_failure() -> None:
+    """Its expert stuck as well, the operator presses failure after give_up_s of driving: the
+    episode ends there, instead of recording idle 'human' ticks until the timeout."""
+    config = small_task(intervention_rate=1.0)
+    config.operator.give_up_s = 3.0
+    policy = HoldingPolicy(list(config.robot.joint_names))
+    operator = SimulatedOperator(config, config.operator, np.random.default_rng(0))
+    operator.world.act = lambda dt: operator.world.mirror.positions.copy()  # type: ignore[method-assign]
+    result = rollout_assisted(config, make_sim_robot(config), policy, operator, seed=5,
+                              episode_id=0, image_size=(48, 64))
+    assert not result.success and result.reason.startswith("operator gave up"), result.reason
+    assert result.takeovers == 1
+    # stall 2 s + reaction, then 3 s driving + reaction: far short of the 20 s timeout
+    assert result.duration_s < 7.0
+    human_s = result.episode.human.sum() / config.robot.control_rate_hz
+    assert human_s == pytest.approx(3.0 + config.operator.reaction_delay_s, abs=0.2)

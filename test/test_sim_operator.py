@@ -107,3 +107,44 @@ def test_operator_hands_a_new_episode_back_to_the_policy() -> None:
                                  human_in_control=True, episode_running=True, dt=DT)
         presses += decision.press
     assert presses == ["handback"]
+
+
+def stuck_expert(operator: SimulatedOperator) -> None:
+    """The operator's expert in a state its script has no way out of: it holds still."""
+    operator.world.act = lambda dt: operator.world.mirror.positions.copy()  # type: ignore[method-assign]
+
+
+def drive_stuck(settings: SimOperatorConfig, seconds: float) -> list[tuple[float, str, str]]:
+    """A frozen policy, then an operator whose expert is stuck; the presses with their times."""
+    config = load_task_config("pack_phone")
+    robot = SimRobot(config.robot, config.sim, {}, 60.0)
+    operator = SimulatedOperator(config, settings, np.random.default_rng(0))
+    stuck_expert(operator)
+    human, presses, now = False, [], 0.0
+    while now < seconds:
+        now += DT
+        decision = operator.step(robot.privileged_state(), robot.positions, now,
+                                 human_in_control=human, episode_running=True, dt=DT)
+        for button in decision.press:
+            presses.append((now, button, decision.reason))
+            human = {"takeover": True, "handback": False}.get(button, human)
+        robot.command(decision.target if human and decision.target is not None
+                      else robot.home.copy())
+        robot.step(DT)
+    return presses
+
+
+def test_operator_gives_up_when_its_own_driving_makes_no_progress() -> None:
+    settings = SimOperatorConfig(stall_s=1.0, reaction_delay_s=0.2, give_up_s=3.0)
+    presses = drive_stuck(settings, seconds=10.0)
+    buttons = [b for _, b, _ in presses]
+    assert buttons == ["takeover", "failure"], presses
+    (took_over, _, _), (failed, _, reason) = presses
+    assert "gave up" in reason and "3 s" in reason
+    # counted from the takeover, not from the stall that caused it
+    assert failed - took_over == pytest.approx(3.0 + 0.2, abs=2 * DT)
+
+
+def test_operator_with_give_up_off_holds_control_to_the_end() -> None:
+    settings = SimOperatorConfig(stall_s=1.0, reaction_delay_s=0.2, give_up_s=0.0)
+    assert [b for _, b, _ in drive_stuck(settings, seconds=10.0)] == ["takeover"]

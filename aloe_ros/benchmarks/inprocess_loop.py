@@ -40,6 +40,7 @@ from aloe_ros.policies.sim_rollouts import (
 )
 from aloe_ros.sim.operator import SimulatedOperator
 from aloe_ros.sim.robot import SimRobot
+from aloe_ros.sim.scenes import Outcome
 from aloe_ros.teleop.human import HumanCommander
 
 __all__ = ["AssistedEpisode", "collect_episodes", "downsample_factor", "rollout_assisted"]
@@ -94,7 +95,8 @@ def rollout_assisted(config: TaskFile, robot: SimRobot, policy: ChunkPolicy,
     takeover_reasons: list[str] = []
     last_command = robot.positions.copy()
     steps = 0
-    while robot.outcome is None:
+    gave_up: Outcome | None = None   # the operator pressed failure (teleop ends the episode)
+    while robot.outcome is None and gave_up is None:
         now = steps * dt
         frames = robot.render()
         state = robot.positions.copy()
@@ -112,6 +114,10 @@ def rollout_assisted(config: TaskFile, robot: SimRobot, policy: ChunkPolicy,
             elif button == "handback" and human_in_control:
                 human_in_control = False
                 executor.resume(state, "handback")
+            elif button == "failure":
+                gave_up = Outcome(False, decision.reason or "operator marked failure")
+        if gave_up is not None:
+            break
         if human_in_control:
             goal = decision.target if decision.target is not None else last_command
             command = human.step_towards(goal, dt)
@@ -134,7 +140,8 @@ def rollout_assisted(config: TaskFile, robot: SimRobot, policy: ChunkPolicy,
         recorder.add(now, stored, state, last_command, human_in_control, version)
         physics_tick(robot, config)
         steps += 1
-    outcome = robot.outcome
+    outcome = robot.outcome if robot.outcome is not None else gave_up
+    assert outcome is not None
     episode = recorder.episode(config, episode_id=episode_id, source="online",
                                success=outcome.success, reason=outcome.reason)
     episode.metadata["collector"] = "inprocess"

@@ -15,7 +15,8 @@ presses *handback* once the stage it helped with is done. When the episode ends 
 * late: more than ``late_fraction`` of the episode timeout has passed.
 
 It hands back once the stage it took over for is through (at least ``assist_s`` after taking
-over), but not while the phone is in a gripper.
+over), but not while the phone is in a gripper. If, driving, it makes no progress for
+``give_up_s`` either, it presses *failure* (the episode ends) instead of holding the pad idle.
 
 What it watches and who drives depend on the sim backend (an "operator world"): the built-in
 kinematic scenes use a mirror of the scene and the reactive scripted expert; the MuJoCo ALOHA
@@ -248,6 +249,15 @@ class SimulatedOperator:
                 self.world.begin_assist()
                 self.assisting = True
             decision.target = self.world.act(dt)
+            if self._gives_up(now, pressed):
+                # The expert is stuck as well (a state its script has no way out of). A person
+                # marks the episode failed and resets; holding the pad idle until the timeout
+                # would label seconds of standing still as the human's action.
+                self.marked = True
+                self.pending = (now + self.settings.reaction_delay_s, "failure",
+                                f"operator gave up: no progress for {self.settings.give_up_s:g} s"
+                                " while driving")
+                return decision
             # Hand back once the stage is through, but never with the phone in a gripper:
             # giving it back to a failing policy mid-carry is how phones get dropped.
             helped = self.progress > self.takeover_progress and not self.world.carrying(state)
@@ -266,6 +276,12 @@ class SimulatedOperator:
                 self.declined_until_progress = progress
                 self.progress_time = now  # a declined stall waits another stall_s
         return decision
+
+    def _gives_up(self, now: float, pressed: bool) -> bool:
+        give_up_s = self.settings.give_up_s
+        return (give_up_s > 0 and self.driving and self.pending is None and not pressed
+                and not self.marked
+                and now - max(self.progress_time, self.takeover_time) >= give_up_s)
 
     def _trigger(self, state: dict[str, Any], now: float, elapsed: float) -> str:
         if self.world.about_to_drop(state):
