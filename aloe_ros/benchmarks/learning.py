@@ -112,10 +112,14 @@ def base_policy(plan: LearningBenchPlan, seed: int) -> Path:
     if (policy / "policy.json").is_file():
         return policy
     demos = folder / "demos"
-    _cli(["sim-demos", "--task", plan.task, "--episodes", str(plan.demo_episodes),
+    # The rounds' task YAML (with every --set), so e.g. the cameras of the demos are the ones
+    # the rounds record.
+    folder.mkdir(parents=True, exist_ok=True)
+    task = str(round_config(plan, seed, 0, folder))
+    _cli(["sim-demos", "--task", task, "--episodes", str(plan.demo_episodes),
           "--out", str(demos), "--seed", str(seed * 10_000),
           *(["--teleop"] if plan.demos == "teleop" else [])])
-    _cli(["train-bc", str(demos), "--out", str(policy), "--task", plan.task,
+    _cli(["train-bc", str(demos), "--out", str(policy), "--task", task,
           "--steps", str(plan.bc_steps), "--seed", str(seed), "--threads", str(plan.threads)])
     return policy
 
