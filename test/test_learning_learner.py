@@ -151,3 +151,24 @@ def test_live_builder_rows_flags_and_outcomes() -> None:
     builder.on_command(1.1, np.zeros(2))
     truncated = builder.on_episode_event(0)
     assert truncated is not None and truncated.success is None and truncated.episode_id == 8
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("method", ["aloe", "dagger"])
+def test_a_learner_state_resumes_on_cuda(tmp_path, method: str) -> None:  # type: ignore[no-untyped-def]
+    """`bench learning --set learning.device=cuda` starts round 1 from round 0's learner state,
+    loaded with map_location="cuda"; the trainer's CPU generator state came back as a CUDA
+    tensor and set_state refused it. Run on a lent GPU; skipped where there is none."""
+    from policy_fixtures import tiny_builtin
+
+    from aloe_ros.learning.checkpoints import load_trainer_state, write_checkpoint
+    from aloe_ros.learning.factory import build_trainer
+
+    config = load_task_config("pack_phone")
+    config.learning.method = method
+    first = build_trainer(config, tiny_builtin(config), device="cuda")
+    first.generator.manual_seed(7)
+    write_checkpoint(tmp_path, first, version_prefix="t")
+    resumed = build_trainer(config, tiny_builtin(config), device="cuda")
+    load_trainer_state(tmp_path, resumed, map_location="cuda")
+    assert torch.equal(resumed.generator.get_state(), first.generator.get_state())

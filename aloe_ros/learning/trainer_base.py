@@ -99,7 +99,9 @@ class TrainerBase:
                              f"this trainer is {self.method!r}")
         self.step = int(state["step"])
         self.actor_optimizer.load_state_dict(state["actor_optimizer"])
-        self.generator.set_state(state["generator"])
+        # The sampling generator lives on the CPU; a state loaded with map_location="cuda"
+        # arrives as a CUDA tensor, which set_state refuses.
+        self.generator.set_state(state["generator"].cpu())
 
 
 def _set_train(module: object, mode: bool) -> None:
