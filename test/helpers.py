@@ -48,6 +48,11 @@ def write_task_config(tmp_path: Path, task: str = "pack_phone",
     return path
 
 
+def stuck_expert(operator: Any) -> None:
+    """Make a SimulatedOperator's expert hold still (a state its script has no way out of)."""
+    operator.world.act = lambda dt: operator.world.mirror.positions.copy()
+
+
 def spin_until(executor: Any, predicate: Callable[[], bool], timeout_s: float = 10.0) -> bool:
     """Spin ``executor`` until ``predicate()`` is true or the timeout passes; return the result."""
     deadline = time.monotonic() + timeout_s

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import stuck_expert
 
 from aloe_ros.benchmarks.inprocess_loop import (
     collect_episodes,
@@ -213,7 +214,7 @@ def test_an_operator_who_gives_up_ends_the_episode_as_a_failure() -> None:
     config.operator.give_up_s = 3.0
     policy = HoldingPolicy(list(config.robot.joint_names))
     operator = SimulatedOperator(config, config.operator, np.random.default_rng(0))
-    operator.world.act = lambda dt: operator.world.mirror.positions.copy()  # type: ignore[method-assign]
+    stuck_expert(operator)
     result = rollout_assisted(config, make_sim_robot(config), policy, operator, seed=5,
                               episode_id=0, image_size=(48, 64))
     assert not result.success and result.reason.startswith("operator gave up"), result.reason

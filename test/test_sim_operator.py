@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import stuck_expert
 
 from aloe_ros.config import SimOperatorConfig, load_task_config
 from aloe_ros.sim.operator import SimulatedOperator, about_to_drop, task_progress
@@ -107,11 +108,6 @@ def test_operator_hands_a_new_episode_back_to_the_policy() -> None:
                                  human_in_control=True, episode_running=True, dt=DT)
         presses += decision.press
     assert presses == ["handback"]
-
-
-def stuck_expert(operator: SimulatedOperator) -> None:
-    """The operator's expert in a state its script has no way out of: it holds still."""
-    operator.world.act = lambda dt: operator.world.mirror.positions.copy()  # type: ignore[method-assign]
 
 
 def drive_stuck(settings: SimOperatorConfig, seconds: float) -> list[tuple[float, str, str]]:

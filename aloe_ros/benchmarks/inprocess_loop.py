@@ -96,7 +96,7 @@ def rollout_assisted(config: TaskFile, robot: SimRobot, policy: ChunkPolicy,
     last_command = robot.positions.copy()
     steps = 0
     gave_up: Outcome | None = None   # the operator pressed failure (teleop ends the episode)
-    while robot.outcome is None and gave_up is None:
+    while robot.outcome is None:
         now = steps * dt
         frames = robot.render()
         state = robot.positions.copy()

@@ -249,7 +249,9 @@ class SimulatedOperator:
                 self.world.begin_assist()
                 self.assisting = True
             decision.target = self.world.act(dt)
-            if self._gives_up(now, pressed):
+            # Free to press a control button: driving, nothing pending, nothing pressed now.
+            can_press = self.driving and self.pending is None and not pressed
+            if can_press and self._gives_up(now):
                 # The expert is stuck as well (a state its script has no way out of). A person
                 # marks the episode failed and resets; holding the pad idle until the timeout
                 # would label seconds of standing still as the human's action.
@@ -261,8 +263,7 @@ class SimulatedOperator:
             # Hand back once the stage is through, but never with the phone in a gripper:
             # giving it back to a failing policy mid-carry is how phones get dropped.
             helped = self.progress > self.takeover_progress and not self.world.carrying(state)
-            if (self.driving and self.pending is None and not pressed and helped
-                    and now - self.takeover_time >= self.settings.assist_s):
+            if can_press and helped and now - self.takeover_time >= self.settings.assist_s:
                 self.pending = (now + self.settings.reaction_delay_s, "handback", "stage done")
             return decision
         self.assisting = False
@@ -277,10 +278,10 @@ class SimulatedOperator:
                 self.progress_time = now  # a declined stall waits another stall_s
         return decision
 
-    def _gives_up(self, now: float, pressed: bool) -> bool:
+    def _gives_up(self, now: float) -> bool:
+        """No progress for give_up_s since the later of the takeover and the last progress."""
         give_up_s = self.settings.give_up_s
-        return (give_up_s > 0 and self.driving and self.pending is None and not pressed
-                and not self.marked
+        return (give_up_s > 0 and not self.marked
                 and now - max(self.progress_time, self.takeover_time) >= give_up_s)
 
     def _trigger(self, state: dict[str, Any], now: float, elapsed: float) -> str:
