@@ -16,6 +16,7 @@ from aloe_ros.config import load_task_config
 from aloe_ros.learning.checkpoints import latest_checkpoint
 from aloe_ros.learning.learner import Learner, LearnerWorker
 from aloe_ros.learning.live_episodes import LiveEpisodeBuilder
+from aloe_ros.learning.replay import ReplayError
 
 torch.set_num_threads(1)
 CAMERAS = ("top", "left_wrist", "right_wrist")
@@ -172,3 +173,37 @@ def test_a_learner_state_resumes_on_cuda(tmp_path, method: str) -> None:  # type
     resumed = build_trainer(config, tiny_builtin(config), device="cuda")
     load_trainer_state(tmp_path, resumed, map_location="cuda")
     assert torch.equal(resumed.generator.get_state(), first.generator.get_state())
+
+
+def test_resume_cuts_new_episodes_with_the_configs_stride(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    learner = new_learner(task(tmp_path))             # stride 0: one transition per chunk
+    learner.add_episode(episode(0, versions=["p@1"] * 8))
+    learner.train(2)
+    learner.checkpoint()
+    saved = len(learner.replay)
+
+    resumed = new_learner(task(tmp_path, transition_stride=1))
+    assert len(resumed.replay) == saved                # saved rows kept as they were cut
+    assert resumed.replay.spec.stride == 1
+    resumed.add_episode(episode(1, versions=["p@1"] * 8))
+    assert len(resumed.replay) - saved == 8            # the new episode: a row per step
+
+
+@pytest.mark.parametrize(("overrides", "key"), [
+    ({"learning": {"gamma": 0.9}}, "learning.gamma"),
+    ({"policy": {"chunk_horizon": 4, "execute_horizon": 1}}, "policy.execute_horizon"),
+    ({"learning": {"method": "td1"}}, "policy.execute_horizon"),
+])
+def test_resume_refuses_a_replay_cut_with_other_settings(tmp_path, overrides, key) -> None:  # type: ignore[no-untyped-def]
+    learner = new_learner(task(tmp_path))
+    learner.add_episode(episode(0, versions=["p@1"] * 8))
+    learner.train(2)
+    learner.checkpoint()
+    files = sorted(p.name for p in (tmp_path / "ckpt" / "replay").iterdir())
+
+    config = task(tmp_path, **overrides.get("learning", {}))
+    if "policy" in overrides:
+        config.policy.execute_horizon = overrides["policy"]["execute_horizon"]
+    with pytest.raises(ReplayError, match=key.replace(".", r"\.")):
+        new_learner(config)
+    assert sorted(p.name for p in (tmp_path / "ckpt" / "replay").iterdir()) == files

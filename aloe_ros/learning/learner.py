@@ -33,7 +33,7 @@ from aloe_ros.learning.checkpoints import (
     prune_checkpoints,
     write_checkpoint,
 )
-from aloe_ros.learning.factory import build_replay, build_trainer
+from aloe_ros.learning.factory import build_replay, build_trainer, replay_spec
 from aloe_ros.learning.replay import ChunkReplay, ReplayError
 from aloe_ros.learning.trainer_base import GradientSync, Trainer
 from aloe_ros.policies.base import TrainableChunkPolicy
@@ -99,11 +99,17 @@ class Learner:
         trainer = build_trainer(config, actor, device=device, gradient_sync=gradient_sync)
         replay = build_replay(config)
         if latest is not None:
-            meta = load_trainer_state(latest, trainer, map_location=trainer_device(trainer))
+            # The replay first: a changed chunk length or gamma is named by its YAML key
+            # here, rather than surfacing as a tensor size mismatch in the critic's state.
             replay_dir = root / "replay"
             if (replay_dir / "index.json").is_file():
                 replay = ChunkReplay.load(replay_dir, config.learning.source_ratios,
                                           capacity=config.learning.replay_capacity)
+                try:
+                    replay.adopt_spec(replay_spec(config))
+                except ReplayError as exc:
+                    raise ReplayError(f"{replay_dir}: {exc}") from None
+            meta = load_trainer_state(latest, trainer, map_location=trainer_device(trainer))
             log.info("resumed %s at step %d from %s (%d transitions)", meta.get("method"),
                      trainer.step, latest, len(replay))
         else:

@@ -34,6 +34,10 @@ __all__ = ["ChunkReplay", "ReplayError", "ReplaySpec", "monte_carlo_returns"]
 
 log = logging.getLogger(__name__)
 INDEX_VERSION = 1
+# ReplaySpec fields a saved replay must share with the config it resumes under, and the
+# YAML key each comes from (the stride may change: see ChunkReplay.adopt_spec).
+SPEC_KEYS = {"critic_chunk": "policy.execute_horizon (1 with learning.method td1)",
+             "actor_horizon": "policy.chunk_horizon", "gamma": "learning.gamma"}
 
 
 class ReplayError(ValueError):
@@ -191,6 +195,29 @@ class ChunkReplay:
         if first.actions.shape[1:] != segment.actions.shape[1:]:
             raise ReplayError(f"episode {segment.episode_id} actions {segment.actions.shape[1:]}"
                               f", replay has {first.actions.shape[1:]}")
+
+    def adopt_spec(self, wanted: ReplaySpec) -> None:
+        """Cut new episodes by ``wanted``: the config's spec when a saved replay is resumed.
+
+        Saved transitions stay as they were cut. A new stride only moves where new episodes'
+        transitions start, and rows of either stride sample alike. Another critic chunk, actor
+        horizon or gamma would mix rows of other shapes or discounts, so those raise
+        ReplayError naming the YAML keys (the saved data is left untouched).
+        """
+        if wanted == self.spec:
+            return
+        clashes = [f"{key}: saved {getattr(self.spec, field)}, config "
+                   f"{getattr(wanted, field)}"
+                   for field, key in SPEC_KEYS.items()
+                   if getattr(self.spec, field) != getattr(wanted, field)]
+        if clashes and self.segments:
+            raise ReplayError("the saved replay was cut with other settings ("
+                              + "; ".join(clashes) + "): restore them, or move the replay "
+                              "directory away to start an empty one")
+        if wanted.stride != self.spec.stride:
+            log.info("replay: saved transitions keep stride %d, new episodes use stride %d",
+                     self.spec.stride, wanted.stride)
+        self.spec = wanted
 
     def set_current_version(self, version: str | None) -> None:
         """Policy steps of ``version`` are 'online' from now on, every other version historical."""
