@@ -153,6 +153,13 @@ def test_bench_learning_inprocess_carries_the_critic_across_rounds(tmp_path: Pat
     assert "collection loop inprocess" in (out / "results.md").read_text()
     again = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert again.returncode == 0 and again.stdout.count("done earlier") == 3
+    # The no-operator evaluation, added to the finished rounds by a rerun (the real rollouts).
+    evaluated = subprocess.run([*command, "--eval-episodes", "1"], capture_output=True,
+                               text=True, timeout=600, cwd=tmp_path)
+    assert evaluated.returncode == 0, evaluated.stdout[-3000:] + evaluated.stderr[-3000:]
+    assert all(r["autonomous_episodes"] == 1 and sum(r["autonomous_reasons"].values()) == 1
+               for r in load_rounds(out))
+    assert " of 1 |" in (out / "results.md").read_text()
 
 
 @pytest.mark.parametrize("override, expected", [
@@ -223,3 +230,56 @@ def test_an_operator_who_gives_up_ends_the_episode_as_a_failure() -> None:
     assert result.duration_s < 7.0
     human_s = result.episode.human.sum() / config.robot.control_rate_hz
     assert human_s == pytest.approx(3.0 + config.operator.reaction_delay_s, abs=0.2)
+
+
+def test_no_operator_eval_is_added_to_finished_rounds_on_eval_sims_seeds(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A rerun with --eval-episodes N runs every round's deployed policy alone on eval-sim's
+    seeds, saves it in round.json, and does not run it again once saved."""
+    from helpers import write_task_config
+    from policy_fixtures import tiny_builtin
+
+    import aloe_ros.policies.sim_rollouts as sim_rollouts
+    from aloe_ros.benchmarks.learning import LearningBenchPlan, run_method_seed
+    from aloe_ros.commands.eval_sim import FIRST_EVAL_SEED
+
+    out = tmp_path / "bench"
+    task = write_task_config(tmp_path)
+    config = load_task_config(str(task))
+    tiny_builtin(config).save(out / "base" / "seed0" / "policy", version="base@1")
+    for index in (0, 1):
+        folder = out / "aloe" / "seed0" / f"round{index}"
+        folder.mkdir(parents=True)
+        (folder / "task.yaml").write_text(task.read_text())
+        (folder / "round.json").write_text(json.dumps({
+            "method": "aloe", "seed": 0, "round": index, "policy": "p", "episodes": 1,
+            "successes": 0, "assisted_successes": 1, "failures": 0, "takeovers": 1,
+            "robot_time_s": 30.0, "learner_time_s": 5.0 - 5.0 * index, "wall_time_s": 40.0}))
+    tiny_builtin(config).save(out / "aloe" / "seed0" / "round0" / "trained", version="r0@1")
+
+    calls: list[tuple[str, int]] = []
+
+    def fake_rollout(config, robot, policy, seed, episode_id):  # type: ignore[no-untyped-def]
+        calls.append((policy.version, seed))
+        success = seed % 2 == 0
+        return sim_rollouts.RolloutResult(None, success, "success" if success else "timeout",  # type: ignore[arg-type]
+                                          10)
+
+    monkeypatch.setattr(sim_rollouts, "rollout_policy", fake_rollout)
+    plan = LearningBenchPlan(task=str(task), methods=["aloe"], rounds=1, episodes_per_round=1,
+                             seeds=[0], out=out, loop="inprocess", eval_episodes=3)
+    lines: list[str] = []
+    run_method_seed(plan, "aloe", 0, report=lambda line, transient=False: lines.append(line))
+    seeds = [FIRST_EVAL_SEED + i for i in range(3)]
+    assert calls == [("base@1", s) for s in seeds] + [("r0@1", s) for s in seeds]
+    rounds = {r["round"]: r for r in load_rounds(out)}
+    for result in rounds.values():
+        assert result["autonomous_episodes"] == 3
+        assert result["autonomous_successes"] == 2          # the even seeds 100000, 100002
+        assert result["autonomous_reasons"] == {"success": 2, "timeout": 1}
+        assert result["takeovers"] == 1, "the collected round itself is kept"
+    assert sum("done earlier" in line for line in lines) == 2
+
+    calls.clear()
+    run_method_seed(plan, "aloe", 0, report=lambda line, transient=False: None)
+    assert calls == [], "a saved evaluation is not run again"

@@ -70,3 +70,18 @@ def test_results_table_and_plot_average_over_seeds(tmp_path: Path) -> None:
     assert "30.0 (20.0-40.0)" in table
     plot = success_plot(rounds, tmp_path / "plot.png", "test")
     assert plot.stat().st_size > 1000
+
+
+def test_the_table_and_plot_show_the_no_operator_eval_where_rounds_have_it(
+        tmp_path: Path) -> None:
+    rounds = [fake_round("aloe", seed, 0, 2, True) for seed in (0, 1)]
+    rounds[0].update(autonomous_episodes=20, autonomous_successes=5)
+    rounds[1].update(autonomous_episodes=20, autonomous_successes=9)
+    older = fake_round("dagger", 0, 0, 2, True)          # a round.json from before the eval
+    table = results_table([*rounds, older])
+    assert "| 35 % (25-45) of 20 |" in table
+    dagger_row = next(line for line in table.splitlines() if line.startswith("| dagger"))
+    assert "| - |" in dagger_row
+    rounds[1].pop("autonomous_episodes")
+    assert "| 25 % of 20, 1 of 2 seeds |" in results_table(rounds)
+    assert success_plot([*rounds, older], tmp_path / "plot.png", "t").stat().st_size > 1000

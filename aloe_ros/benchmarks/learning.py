@@ -9,6 +9,11 @@ deployed in the next round. The last round only evaluates.
 
 Every round writes ``round.json``; a rerun skips finished rounds (interrupted runs resume).
 Success counts an episode only when the policy succeeded without any takeover.
+
+With ``eval_episodes`` > 0 each round's deployed policy also runs that many seeded episodes
+alone (no operator, the episodes of ``aloe-ros eval-sim``): the collection rounds count a
+slow-but-succeeding policy as assisted once the operator takes over, this measure does not.
+A rerun with a larger ``eval_episodes`` adds it to finished rounds.
 """
 
 from __future__ import annotations
@@ -57,6 +62,8 @@ class LearningBenchPlan:
     demos: str = "teleop"
     # Further task-YAML overrides for every round, "section.key=value" (value parsed as YAML).
     overrides: list[str] = field(default_factory=list)
+    # Episodes per round of the deployed policy alone, no operator (0: none); see the docstring.
+    eval_episodes: int = 0
 
 
 @dataclass
@@ -74,6 +81,10 @@ class RoundResult:
     learner_time_s: float = 0.0
     wall_time_s: float = 0.0
     episode_outcomes: list[dict[str, Any]] = field(default_factory=list)
+    # The same policy alone (no operator), on the seeded episodes of `aloe-ros eval-sim`.
+    autonomous_episodes: int = 0
+    autonomous_successes: int = 0
+    autonomous_reasons: dict[str, int] = field(default_factory=dict)
 
     @property
     def success_rate(self) -> float:
@@ -236,6 +247,35 @@ def collect_inprocess(plan: LearningBenchPlan, config_path: Path, policy_dir: Pa
                             "takeover_reasons": episode.takeover_reasons})
 
 
+def evaluate_autonomous(config_path: Path, policy_dir: Path, episodes: int, result: RoundResult,
+                        *, threads: int = 1, progress: Any = None) -> None:
+    """``episodes`` closed-loop episodes of the policy alone; fills ``result.autonomous_*``.
+
+    Seeds start at eval-sim's default, so the numbers equal ``aloe-ros eval-sim --policy DIR
+    --episodes N`` with the round's task YAML.
+    """
+    import torch
+
+    from aloe_ros.commands.eval_sim import FIRST_EVAL_SEED
+    from aloe_ros.policies.sim_rollouts import make_sim_robot, rollout_policy
+    from aloe_ros.policies.task_policy import load_task_policy
+
+    torch.set_num_threads(max(1, threads))
+    config = load_task_config(config_path)
+    policy = load_task_policy(config, str(policy_dir))
+    robot = make_sim_robot(config)
+    successes, reasons = 0, {}
+    for i in range(episodes):
+        rollout = rollout_policy(config, robot, policy, seed=FIRST_EVAL_SEED + i, episode_id=i)
+        successes += int(rollout.success)
+        reasons[rollout.reason] = reasons.get(rollout.reason, 0) + 1
+        if progress is not None:
+            progress(i + 1, successes)
+    result.autonomous_episodes = episodes
+    result.autonomous_successes = successes
+    result.autonomous_reasons = reasons
+
+
 def train(plan: LearningBenchPlan, method: str, data: list[Path], init: Path, out: Path,
           task: Path | str | None = None, learner_state: Path | None = None) -> float:
     """Offline training of ``method`` on ``data`` from actor ``init``; returns seconds.
@@ -298,9 +338,24 @@ def run_method_seed(plan: LearningBenchPlan, method: str, seed: int,
                 result.learner_time_s = train(plan, method, [demos, *bags], policy,
                                               folder / "trained", task_yaml, previous)
             saved.write_text(json.dumps(asdict(result), indent=1))
-            report(f"{tag}: {result.successes}/{result.episodes} autonomous successes, "
+            report(f"{tag}: {result.successes}/{result.episodes} successes without takeover, "
                    f"{result.assisted_successes} assisted, {result.takeovers} takeovers, "
                    f"learner {result.learner_time_s:.0f} s")
+        if plan.eval_episodes > result.autonomous_episodes:
+            def eval_progress(done: int, successes: int, tag: str = tag) -> None:
+                report(f"{tag}: no-operator eval {done}/{plan.eval_episodes} "
+                       f"({successes} successes)", transient=True)
+
+            # A finished round keeps the task YAML it was collected with.
+            task_yaml = folder / "task.yaml"
+            if not task_yaml.is_file():
+                task_yaml = round_config(plan, seed, r, folder)
+            evaluate_autonomous(task_yaml, policy,
+                                plan.eval_episodes, result, threads=plan.threads,
+                                progress=eval_progress)
+            saved.write_text(json.dumps(asdict(result), indent=1))
+            report(f"{tag}: no operator: {result.autonomous_successes}/"
+                   f"{result.autonomous_episodes} successes")
         results.append(result)
         if r < plan.rounds:
             policy = folder / "trained"

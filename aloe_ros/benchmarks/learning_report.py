@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["load_rounds", "results_table", "success_plot"]
+__all__ = ["autonomous_rates", "load_rounds", "results_table", "success_plot"]
 
 
 def load_rounds(out: Path) -> list[dict[str, Any]]:
@@ -30,8 +30,8 @@ def _by_method_round(rounds: list[dict[str, Any]]) -> dict[str, dict[int, list[d
 def results_table(rounds: list[dict[str, Any]]) -> str:
     """Markdown: per method and round, means over seeds (min-max in brackets)."""
     lines = ["| method | round | seeds | success (no takeover) | assisted | takeovers / episode "
-             "| successes / robot hour | learner time (s) |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| successes / robot hour | no operator (eval-sim) | learner time (s) |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for method, per_round in sorted(_by_method_round(rounds).items()):
         for index in sorted(per_round):
             entries = per_round[index]
@@ -45,8 +45,24 @@ def results_table(rounds: list[dict[str, Any]]) -> str:
             lines.append(
                 f"| {method} | {label} | {len(entries)} | {_spread(rates, pct=True)} | "
                 f"{_spread(assisted, pct=True)} | {_spread(takeovers)} | {_spread(per_hour)} | "
-                f"{np.mean(learner):.0f} |")
+                f"{_autonomous(entries)} | {np.mean(learner):.0f} |")
     return "\n".join(lines)
+
+
+def autonomous_rates(entries: list[dict[str, Any]]) -> list[float]:
+    """No-operator success rates of the rounds that ran the evaluation (older ones did not)."""
+    return [e["autonomous_successes"] / e["autonomous_episodes"] for e in entries
+            if e.get("autonomous_episodes")]
+
+
+def _autonomous(entries: list[dict[str, Any]]) -> str:
+    rates = autonomous_rates(entries)
+    if not rates:
+        return "-"
+    episodes = sorted({e["autonomous_episodes"] for e in entries if e.get("autonomous_episodes")})
+    count = "/".join(map(str, episodes))
+    seeds = f", {len(rates)} of {len(entries)} seeds" if len(rates) != len(entries) else ""
+    return f"{_spread(rates, pct=True)} of {count}{seeds}"
 
 
 def _spread(values: list[float], pct: bool = False) -> str:
@@ -73,11 +89,17 @@ def success_plot(rounds: list[dict[str, Any]], path: Path, title: str) -> Path:
         rates = [[e["successes"] / max(e["episodes"], 1) * 100 for e in per_round[x]]
                  for x in xs]
         mean = [np.mean(r) for r in rates]
-        ax.plot(xs, mean, marker="o", label=method)
-        ax.fill_between(xs, [min(r) for r in rates], [max(r) for r in rates], alpha=0.15)
+        line, = ax.plot(xs, mean, marker="o", label=method)
+        ax.fill_between(xs, [min(r) for r in rates], [max(r) for r in rates], alpha=0.15,
+                        color=line.get_color())
+        alone = [(x, [100 * a for a in autonomous_rates(per_round[x])]) for x in xs]
+        alone = [(x, a) for x, a in alone if a]
+        if alone:
+            ax.plot([x for x, _ in alone], [np.mean(a) for _, a in alone], marker="s",
+                    linestyle="--", color=line.get_color(), label=f"{method}, no operator")
     ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax.set_xlabel("round (policy after r rounds of training)")
-    ax.set_ylabel("success without takeover (%)")
+    ax.set_ylabel("success (%): without takeover / no operator")
     ax.set_ylim(-2, 102)
     ax.set_title(title)
     ax.grid(alpha=0.3)

@@ -49,6 +49,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         metavar="KEY=VALUE",
                         help="task YAML override for every round, e.g. "
                              "learning.critic_warmup_updates=100 (repeatable)")
+    parser.add_argument("--eval-episodes", type=int, default=0, metavar="N",
+                        help="also run each round's policy alone (no operator) for N seeded "
+                             "episodes, as eval-sim does; a rerun adds it to finished rounds "
+                             "(default 0: off)")
     parser.add_argument("--loop", choices=("ros", "inprocess"), default="ros",
                         help="ros: collect through the node graph over DDS in real time "
                              "(default); inprocess: the same policy, executor, operator and "
@@ -67,6 +71,9 @@ def run(args: argparse.Namespace) -> int:
     from aloe_ros.benchmarks.learning import LearningBenchPlan, check_plan, run_plan
     from aloe_ros.benchmarks.learning_report import load_rounds, results_table, success_plot
 
+    if args.eval_episodes < 0:
+        print("aloe-ros bench learning: --eval-episodes must be >= 0")
+        return 2
     for name in ("rounds", "episodes_per_round", "seeds"):
         if getattr(args, name) < 1 and not (name == "rounds" and args.rounds == 0):
             print(f"aloe-ros bench learning: --{name.replace('_', '-')} must be >= 1")
@@ -79,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
         train_updates=args.train_updates, intervention_rate=args.intervention_rate,
         threads=args.threads, loop=args.loop, batch_size=args.batch_size,
         advantage_beta=args.advantage_beta, noise_scale=args.noise_scale,
-        overrides=list(args.overrides))
+        overrides=list(args.overrides), eval_episodes=args.eval_episodes)
     try:
         check_plan(plan)
     except ValueError as exc:   # ConfigError included: it names the YAML key

@@ -8,6 +8,8 @@ import logging
 HELP = "evaluate a policy checkpoint in the sim (no ROS): success rate over N episodes"
 
 log = logging.getLogger("aloe_ros.eval_sim")
+# Episode i uses seed FIRST_EVAL_SEED + i: away from the seeds sim-demos and the bench use.
+FIRST_EVAL_SEED = 100000
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -15,7 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="checkpoint directory (built-in or LeRobot); empty: untrained")
     parser.add_argument("--task", default="pack_phone", help="task name or YAML")
     parser.add_argument("--episodes", type=int, default=20)
-    parser.add_argument("--seed", type=int, default=100000,
+    parser.add_argument("--seed", type=int, default=FIRST_EVAL_SEED,
                         help="seed of the first episode (default: away from sim-demos seeds)")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
     parser.add_argument("--execute-horizon", type=int, default=0, metavar="N",
