@@ -85,3 +85,59 @@ def test_the_table_and_plot_show_the_no_operator_eval_where_rounds_have_it(
     rounds[1].pop("autonomous_episodes")
     assert "| 25 % of 20, 1 of 2 seeds |" in results_table(rounds)
     assert success_plot([*rounds, older], tmp_path / "plot.png", "t").stat().st_size > 1000
+
+
+def write_run(run: Path, method: str, seeds: tuple[int, ...], **plan: object) -> Path:
+    """A finished bench output directory: plan.json and one training + one eval round."""
+    full = {"task": "pack_phone", "methods": [method], "rounds": 1, "episodes_per_round": 10,
+            "seeds": list(seeds), "out": str(run), "demo_episodes": 20, "bc_steps": 800,
+            "train_updates": 1200, "intervention_rate": 1.0, "threads": 1,
+            "loop": "inprocess", "batch_size": 64, "advantage_beta": None,
+            "noise_scale": None, "demos": "teleop", "overrides": [], "eval_episodes": 0,
+            **plan}
+    run.mkdir(parents=True, exist_ok=True)
+    (run / "plan.json").write_text(json.dumps(full))
+    for seed in seeds:
+        for index, trained in ((0, True), (1, False)):
+            folder = run / method / f"seed{seed}" / f"round{index}"
+            folder.mkdir(parents=True)
+            (folder / "round.json").write_text(json.dumps(
+                fake_round(method, seed, index, 2 + seed + 4 * index, trained)))
+    return run
+
+
+def test_learning_report_merges_runs_of_other_seeds_and_methods(tmp_path: Path) -> None:
+    a = write_run(tmp_path / "a", "aloe", (0,), advantage_beta=0.1, eval_episodes=20)
+    b = write_run(tmp_path / "b", "aloe", (1,), advantage_beta=0.1, threads=2)
+    d = write_run(tmp_path / "d", "dagger", (0, 1))      # no advantage: its beta may differ
+    out = tmp_path / "report"
+    run = subprocess.run([AloeRos, "bench", "learning-report", str(a), str(b), str(d),
+                          "--out", str(out)], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout + run.stderr
+    results = (out / "results.md").read_text()
+    assert "| aloe | 0 | 2 | 25 % (20-30) |" in results       # seed 0 from a, seed 1 from b
+    assert "| dagger | 1 (eval) | 2 | 65 % (60-70) |" in results
+    assert f"- {a}: aloe, seeds [0]: 1 training rounds" in results
+    assert "advantage beta 0.1" in results and "time in rounds" in results
+    assert (out / "success_per_round.png").stat().st_size > 1000
+
+
+@pytest.mark.parametrize(("second", "message"), [
+    ({"method": "aloe", "seeds": (1,), "advantage_beta": 1.0},
+     "aloe ran with other settings in"),
+    ({"method": "aloe", "seeds": (0,), "advantage_beta": 0.1}, "aloe seed 0 is in both"),
+    ({"method": "aloe", "seeds": (1,), "advantage_beta": 0.1, "train_updates": 400},
+     "train_updates: 1200 vs 400"),
+])
+def test_learning_report_refuses_runs_that_do_not_share_a_table(
+        tmp_path: Path, second: dict, message: str) -> None:
+    from aloe_ros.benchmarks.learning_report import ReportError, merge_runs
+
+    a = write_run(tmp_path / "a", "aloe", (0,), advantage_beta=0.1)
+    settings = dict(second)
+    b = write_run(tmp_path / "b", settings.pop("method"), settings.pop("seeds"), **settings)
+    with pytest.raises(ReportError, match=message):
+        merge_runs([a, b])
+    (tmp_path / "c").mkdir()
+    with pytest.raises(ReportError, match="no plan.json"):
+        merge_runs([a, tmp_path / "c"])

@@ -9,7 +9,18 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["autonomous_rates", "load_rounds", "results_table", "success_plot"]
+__all__ = ["ReportError", "autonomous_rates", "load_rounds", "merge_runs", "plan_summary",
+           "results_table", "success_plot"]
+
+# Plan fields that may differ between runs merged into one table: which methods and seeds a
+# run holds, where it lives, how its no-operator eval and training threads were set.
+PER_RUN_FIELDS = ("methods", "seeds", "out", "eval_episodes", "threads")
+# Fields that only matter to some methods (HG-DAgger has no advantage).
+METHOD_FIELDS = {"advantage_beta": ("aloe", "awr_mc")}
+
+
+class ReportError(ValueError):
+    """Runs that cannot share one table (a method and seed twice, or other settings)."""
 
 
 def load_rounds(out: Path) -> list[dict[str, Any]]:
@@ -18,6 +29,71 @@ def load_rounds(out: Path) -> list[dict[str, Any]]:
     for path in sorted(out.glob("*/seed*/round*/round.json")):
         rounds.append(json.loads(path.read_text()))
     return rounds
+
+
+def plan_summary(plan: dict[str, Any]) -> str:
+    """One line of a run's budget, as the bench's own header states it."""
+    budget = (f"{plan['rounds']} training rounds + 1 eval, {plan['episodes_per_round']} "
+              f"episodes per round, base BC {plan['bc_steps']} steps on "
+              f"{plan['demo_episodes']} {plan.get('demos', 'teleop')} demos, "
+              f"{plan['train_updates']} learner updates per round")
+    if plan.get("batch_size"):
+        budget += f" (batch {plan['batch_size']})"
+    if plan.get("advantage_beta") is not None:
+        budget += f", advantage beta {plan['advantage_beta']:g}"
+    elif set(plan.get("methods", [])) & set(METHOD_FIELDS["advantage_beta"]):
+        budget += ", the task's advantage beta"
+    if plan.get("noise_scale") is not None:
+        budget += f", noise scale {plan['noise_scale']:g}"
+    budget += "".join(f", {o}" for o in plan.get("overrides", []))
+    return f"{budget}, collection loop {plan.get('loop', 'ros')}"
+
+
+def _settings(plan: dict[str, Any], method: str) -> dict[str, Any]:
+    return {k: v for k, v in plan.items() if k not in PER_RUN_FIELDS
+            and method in METHOD_FIELDS.get(k, (method,))}
+
+
+def merge_runs(runs: list[Path]) -> tuple[list[dict[str, Any]], list[str]]:
+    """Rounds of several `bench learning` output directories, for one table.
+
+    Each method must have the same settings (its ``plan.json``, less seeds and the like) in
+    every run that holds it, and each method and seed may come from one run only; otherwise
+    ReportError says which. Returns the rounds and one line per run: its methods, seeds and
+    budget.
+    """
+    rounds: list[dict[str, Any]] = []
+    settings: dict[str, tuple[Path, dict[str, Any]]] = {}
+    origin: dict[tuple[str, int], Path] = {}
+    lines: list[str] = []
+    for run in runs:
+        plan_path = run / "plan.json"
+        if not plan_path.is_file():
+            raise ReportError(f"{run}: no plan.json (not a `bench learning` output directory)")
+        plan = json.loads(plan_path.read_text())
+        found = load_rounds(run)
+        if not found:
+            raise ReportError(f"{run}: no finished rounds")
+        methods = sorted({r["method"] for r in found})
+        for method in methods:
+            wanted = _settings(plan, method)
+            first = settings.setdefault(method, (run, wanted))
+            if first[1] != wanted:
+                differ = sorted(k for k in set(wanted) | set(first[1])
+                                if wanted.get(k) != first[1].get(k))
+                raise ReportError(
+                    f"{method} ran with other settings in {first[0]} and {run} ("
+                    + ", ".join(f"{k}: {first[1].get(k)!r} vs {wanted.get(k)!r}"
+                                for k in differ) + "): report them separately")
+        for r in found:
+            key = (r["method"], r["seed"])
+            if origin.setdefault(key, run) != run:
+                raise ReportError(f"{r['method']} seed {r['seed']} is in both {origin[key]} "
+                                  f"and {run}")
+        rounds += found
+        seeds = sorted({r["seed"] for r in found})
+        lines.append(f"{run}: {', '.join(methods)}, seeds {seeds}: {plan_summary(plan)}")
+    return rounds, lines
 
 
 def _by_method_round(rounds: list[dict[str, Any]]) -> dict[str, dict[int, list[dict]]]:

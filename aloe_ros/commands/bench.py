@@ -12,6 +12,7 @@ HELP = "whole-system benchmarks: learning (methods in the loop), faults (kill -9
 
 BENCHES: dict[str, str] = {
     "learning": "aloe_ros.commands.bench_learning",
+    "learning-report": "aloe_ros.commands.bench_learning_report",
     "faults": "aloe_ros.commands.bench_faults",
     "value-quality": "aloe_ros.commands.bench_value_quality",
 }

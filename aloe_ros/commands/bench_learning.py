@@ -108,7 +108,9 @@ def run(args: argparse.Namespace) -> int:
               f"{''.join(f', {o}' for o in plan.overrides)}"
               f", collection loop "
               f"{plan.loop}; machine: {platform.machine()} "
-              f"{platform.node()}; wall time {time.monotonic() - start:.0f} s")
+              f"{platform.node()}; time in rounds (collection + training, every method and "
+              f"seed) {sum(r['wall_time_s'] + r['learner_time_s'] for r in rounds):.0f} s, "
+              f"this invocation {time.monotonic() - start:.0f} s")
     (args.out / "results.md").write_text(f"{header}\n\n{table}\n")
     print(header)
     print(table)

@@ -1,0 +1,54 @@
+"""``aloe-ros bench learning-report``: one table and plot from several `bench learning` runs.
+
+Seeds or methods run in separate processes or machines (each with its own ``--out``) are
+merged here, each run's budget stated; nothing is trained or collected.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+from pathlib import Path
+
+HELP = ("merge finished `bench learning` runs (other seeds or methods) into one results "
+        "table and success plot")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("runs", nargs="+", type=Path, metavar="RUN",
+                        help="`bench learning --out` directories")
+    parser.add_argument("--out", type=Path, required=True, metavar="DIR",
+                        help="where results.md and success_per_round.png go")
+    parser.add_argument("--title", default="", help="plot title (default: the task)")
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+
+    from aloe_ros.benchmarks.learning_report import (
+        ReportError,
+        merge_runs,
+        results_table,
+        success_plot,
+    )
+
+    try:
+        rounds, lines = merge_runs(args.runs)
+    except ReportError as exc:
+        print(f"aloe-ros bench learning-report: {exc}")
+        return 2
+    tasks = sorted({json.loads((run / "plan.json").read_text())["task"] for run in args.runs})
+    args.out.mkdir(parents=True, exist_ok=True)
+    table = results_table(rounds)
+    plot = success_plot(rounds, args.out / "success_per_round.png",
+                        args.title or f"{', '.join(tasks)}: success per round")
+    seconds = sum(r["wall_time_s"] + r["learner_time_s"] for r in rounds)
+    header = (f"task {', '.join(tasks)}; {len(args.runs)} runs merged; time in rounds "
+              f"(collection + training) {seconds:.0f} s; report made on "
+              f"{platform.machine()} {platform.node()}\n\n"
+              + "\n".join(f"- {line}" for line in lines))
+    (args.out / "results.md").write_text(f"{header}\n\n{table}\n")
+    print(header)
+    print(table)
+    print(f"plot: {plot}")
+    return 0
