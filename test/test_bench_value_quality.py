@@ -221,6 +221,22 @@ def test_bench_value_quality_command_tiny_budget(tmp_path: Path) -> None:
     assert main(argv) == 0
     assert (run / "train" / "aloe" / "learner" / "learner.json").stat().st_mtime_ns == stamp
 
+    # --trained scores an existing training output (e.g. a bench round's) instead of training.
+    other = tmp_path / "vq_trained"
+    trained_argv = ["bench", "value-quality", "--run", str(other), "--task", str(task),
+                    "--chunks", "4", "--rollouts", "1", "--demo-episodes", "1",
+                    "--policy-episodes", "1", "--base-policy", str(run / "base"),
+                    "--method", "aloe", "--trained", f"aloe={run / 'train' / 'aloe'}"]
+    assert main(trained_argv) == 0
+    assert not (other / "train").exists(), "nothing trained"
+    truth = json.loads((other / "eval" / "truth_aloe.json").read_text())
+    assert truth["policy_version"] == json.loads(
+        (run / "eval" / "truth_aloe.json").read_text())["policy_version"]
+    assert "aloe scored from" in (other / "eval" / "value_quality.md").read_text()
+    wrong = [*trained_argv[:-1], f"aloe={run / 'train' / 'td1'}"]
+    assert main(wrong) == 2, "a td1 learner is not an ALOE critic"
+    assert main([*trained_argv[:-1], f"td1={run / 'train' / 'td1'}"]) == 2, "not in --method"
+
 
 def test_snapshots_from_a_bag_with_the_sim_state(tmp_path: Path) -> None:
     """Bag mode: each control row gets the newest /aloe/sim/state logged before it, its joint

@@ -63,6 +63,9 @@ class ValueQualityPlan:
     seed: int = 0
     threads: int = 1
     bags: list[Path] = field(default_factory=list)
+    # method -> an existing `aloe-ros train --out` directory (e.g. a learning bench round's
+    # `trained/`): its critic and actor are scored as they are, instead of training one here.
+    trained: dict[str, Path] = field(default_factory=dict)
 
 
 def _cli(argv: list[str]) -> None:
@@ -127,6 +130,9 @@ def train_methods(plan: ValueQualityPlan, config: TaskFile, report: Callable[[st
     data = [plan.out / "data" / "demos", *(plan.bags or [plan.out / "data" / "policy"])]
     out: dict[str, Path] = {}
     for method in plan.methods:
+        if method in plan.trained:
+            out[method] = trained_checkpoint(plan.trained[method], method)
+            continue
         folder = plan.out / "train" / method
         if not (folder / "learner" / "learner.json").is_file():
             report(f"training {method} ({plan.train_updates} updates)")
@@ -139,6 +145,18 @@ def train_methods(plan: ValueQualityPlan, config: TaskFile, report: Callable[[st
             _cli(argv)
         out[method] = folder
     return out
+
+
+def trained_checkpoint(folder: Path, method: str) -> Path:
+    """A given training output of ``method``; ValueError naming the problem otherwise."""
+    meta_path = folder / "learner" / "learner.json"
+    if not meta_path.is_file():
+        raise ValueError(f"--trained {method}={folder}: no learner/learner.json (not an "
+                         "`aloe-ros train --out` directory)")
+    found = json.loads(meta_path.read_text()).get("method")
+    if found != method:
+        raise ValueError(f"--trained {method}={folder}: its learner was trained as {found!r}")
+    return folder
 
 
 def sample_chunks(plan: ValueQualityPlan, config: TaskFile) -> list[LoggedChunk]:
@@ -251,6 +269,7 @@ def run_value_quality(plan: ValueQualityPlan, report: Callable[[str], None] = pr
     plan.out.mkdir(parents=True, exist_ok=True)
     (plan.out / "plan.json").write_text(json.dumps(
         {**asdict(plan), "out": str(plan.out), "bags": [str(b) for b in plan.bags],
+         "trained": {m: str(p) for m, p in plan.trained.items()},
          "base_policy": str(plan.base_policy) if plan.base_policy else None}, indent=1))
     record_data(plan, config, report)
     checkpoints = train_methods(plan, config, report)

@@ -33,8 +33,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bags", type=Path, nargs="+", default=[], metavar="BAG",
                         help="logged data from sim recordings with /aloe/sim/state (e.g. the "
                              "bags of a bench learning round) instead of ROS-free rollouts")
+    parser.add_argument("--trained", action="append", default=[], metavar="METHOD=DIR",
+                        help="score this method's critic and actor from an existing `aloe-ros "
+                             "train --out` directory (e.g. a bench learning round's trained/) "
+                             "instead of training one (repeatable)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+
+
+def _learner_step(folder: Path) -> int:
+    return int(json.loads((folder / "learner" / "learner.json").read_text()).get("step", 0))
 
 
 def _report(line: str) -> None:
@@ -55,6 +63,14 @@ def run(args: argparse.Namespace) -> int:
         if getattr(args, name) < 1:
             print(f"aloe-ros bench value-quality: --{name.replace('_', '-')} must be >= 1")
             return 2
+    trained: dict[str, Path] = {}
+    for item in args.trained:
+        method, sep, folder = item.partition("=")
+        if not sep or method not in args.method:
+            print(f"aloe-ros bench value-quality: --trained {item!r}: expected METHOD=DIR with "
+                  f"METHOD one of --method ({', '.join(args.method)})")
+            return 2
+        trained[method] = Path(folder)
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     # Every ground-truth rollout ends an episode; the sim's per-episode line would flood.
@@ -64,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
         demo_episodes=args.demo_episodes, bc_steps=args.bc_steps,
         policy_episodes=args.policy_episodes, train_updates=args.train_updates,
         batch_size=args.batch_size, chunks=args.chunks, rollouts=args.rollouts, seed=args.seed,
-        threads=args.threads, bags=list(args.bags))
+        threads=args.threads, bags=list(args.bags), trained=trained)
     start = time.monotonic()
     try:
         rows = run_value_quality(plan, _report)
@@ -75,7 +91,10 @@ def run(args: argparse.Namespace) -> int:
               else f"{args.policy_episodes} base-policy episodes")
     header = (f"task {args.task}, {len(rows) and rows[0]['chunks']} logged chunks, "
               f"{args.rollouts} rollouts per chunk, {args.demo_episodes} demos + {logged}, "
-              f"{args.train_updates} updates per method; machine {platform.machine()}; "
+              f"{args.train_updates} updates per method trained here"
+              + "".join(f"; {m} scored from {d} ({_learner_step(d)} updates)"
+                        for m, d in trained.items())
+              + f"; machine {platform.machine()}; "
               f"wall time {time.monotonic() - start:.0f} s")
     table = correlation_table(rows)
     md = args.run / "eval" / "value_quality.md"
