@@ -16,7 +16,7 @@ __all__ = ["ReportError", "autonomous_rates", "load_rounds", "merge_runs", "plan
 # run holds, where it lives, how its no-operator eval and training threads were set.
 PER_RUN_FIELDS = ("methods", "seeds", "out", "eval_episodes", "threads")
 # Fields that only matter to some methods (HG-DAgger has no advantage).
-METHOD_FIELDS = {"advantage_beta": ("aloe", "awr_mc")}
+METHOD_FIELDS = {"advantage_beta": ("aloe", "td1", "awr_mc")}
 
 
 class ReportError(ValueError):

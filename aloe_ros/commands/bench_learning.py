@@ -41,7 +41,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=0,
                         help="learner batch size (0: learning.batch_size of the task)")
     parser.add_argument("--advantage-beta", type=float, default=None, metavar="BETA",
-                        help="learning.advantage_beta for aloe / awr_mc (default: the task's)")
+                        help="learning.advantage_beta for aloe, td1 and awr_mc "
+                             "(default: the task's)")
     parser.add_argument("--noise-scale", type=float, default=None, metavar="S",
                         help="policy.noise_scale while deployed and in the learner's samples "
                              "(default: the task's; docs/inference.md has success per scale)")
