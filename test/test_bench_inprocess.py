@@ -160,7 +160,7 @@ def test_bench_learning_inprocess_carries_the_critic_across_rounds(tmp_path: Pat
     assert all(r["autonomous_episodes"] == 1 and sum(r["autonomous_reasons"].values()) == 1
                for r in load_rounds(out))
     results = (out / "results.md").read_text()
-    assert " of 1 |" in results
+    assert " of 1; failed: " in results
     # The header's time is the rounds' own, not the (short) rerun's.
     rounds_s = sum(r["wall_time_s"] + r["learner_time_s"] for r in load_rounds(out))
     assert f"time in rounds (collection + training, every method and seed) {rounds_s:.0f} s" \

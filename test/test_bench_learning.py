@@ -75,15 +75,17 @@ def test_results_table_and_plot_average_over_seeds(tmp_path: Path) -> None:
 def test_the_table_and_plot_show_the_no_operator_eval_where_rounds_have_it(
         tmp_path: Path) -> None:
     rounds = [fake_round("aloe", seed, 0, 2, True) for seed in (0, 1)]
-    rounds[0].update(autonomous_episodes=20, autonomous_successes=5)
-    rounds[1].update(autonomous_episodes=20, autonomous_successes=9)
+    rounds[0].update(autonomous_episodes=20, autonomous_successes=5,
+                     autonomous_reasons={"phone in box": 5, "timeout": 12, "phone dropped": 3})
+    rounds[1].update(autonomous_episodes=20, autonomous_successes=9,
+                     autonomous_reasons={"phone in box": 9, "timeout": 11})
     older = fake_round("dagger", 0, 0, 2, True)          # a round.json from before the eval
     table = results_table([*rounds, older])
-    assert "| 35 % (25-45) of 20 |" in table
+    assert "| 35 % (25-45) of 20; failed: 23 timeouts, 3 other |" in table
     dagger_row = next(line for line in table.splitlines() if line.startswith("| dagger"))
     assert "| - |" in dagger_row
     rounds[1].pop("autonomous_episodes")
-    assert "| 25 % of 20, 1 of 2 seeds |" in results_table(rounds)
+    assert "| 25 % of 20, 1 of 2 seeds; failed: 12 timeouts, 3 other |" in results_table(rounds)
     assert success_plot([*rounds, older], tmp_path / "plot.png", "t").stat().st_size > 1000
 
 

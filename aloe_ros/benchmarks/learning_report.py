@@ -19,6 +19,10 @@ PER_RUN_FIELDS = ("methods", "seeds", "out", "eval_episodes", "threads")
 METHOD_FIELDS = {"advantage_beta": ("aloe", "td1", "awr_mc")}
 
 
+# The sim's outcome reason when an episode runs out of time (sim/robot.py).
+TIMEOUT_REASON = "timeout"
+
+
 class ReportError(ValueError):
     """Runs that cannot share one table (a method and seed twice, or other settings)."""
 
@@ -138,7 +142,14 @@ def _autonomous(entries: list[dict[str, Any]]) -> str:
     episodes = sorted({e["autonomous_episodes"] for e in entries if e.get("autonomous_episodes")})
     count = "/".join(map(str, episodes))
     seeds = f", {len(rates)} of {len(entries)} seeds" if len(rates) != len(entries) else ""
-    return f"{_spread(rates, pct=True)} of {count}{seeds}"
+    # Failures split into timeouts (slow: still going when time ran out) and the rest (a
+    # dropped phone and the like), summed over seeds.
+    evaluated = [e for e in entries if e.get("autonomous_episodes")]
+    timeouts = sum(e.get("autonomous_reasons", {}).get(TIMEOUT_REASON, 0) for e in evaluated)
+    failed = sum(e["autonomous_episodes"] - e["autonomous_successes"]
+                 for e in evaluated) - timeouts
+    return (f"{_spread(rates, pct=True)} of {count}{seeds}; failed: {timeouts} timeouts, "
+            f"{failed} other")
 
 
 def _spread(values: list[float], pct: bool = False) -> str:
