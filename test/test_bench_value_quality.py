@@ -232,7 +232,8 @@ def test_bench_value_quality_command_tiny_budget(tmp_path: Path) -> None:
     truth = json.loads((other / "eval" / "truth_aloe.json").read_text())
     assert truth["policy_version"] == json.loads(
         (run / "eval" / "truth_aloe.json").read_text())["policy_version"]
-    assert "aloe scored from" in (other / "eval" / "value_quality.md").read_text()
+    header = (other / "eval" / "value_quality.md").read_text().splitlines()[0]
+    assert "critics from --trained; aloe scored from" in header and "trained here" not in header
     wrong = [*trained_argv[:-1], f"aloe={run / 'train' / 'td1'}"]
     assert main(wrong) == 2, "a td1 learner is not an ALOE critic"
     assert main([*trained_argv[:-1], f"td1={run / 'train' / 'td1'}"]) == 2, "not in --method"

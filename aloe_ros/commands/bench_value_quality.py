@@ -91,7 +91,8 @@ def run(args: argparse.Namespace) -> int:
               else f"{args.policy_episodes} base-policy episodes")
     header = (f"task {args.task}, {len(rows) and rows[0]['chunks']} logged chunks, "
               f"{args.rollouts} rollouts per chunk, {args.demo_episodes} demos + {logged}, "
-              f"{args.train_updates} updates per method trained here"
+              + (f"{args.train_updates} updates per method trained here"
+                 if set(args.method) - set(trained) else "critics from --trained")
               + "".join(f"; {m} scored from {d} ({_learner_step(d)} updates)"
                         for m, d in trained.items())
               + f"; machine {platform.machine()}; "
