@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
-__all__ = ["ReportError", "autonomous_rates", "load_rounds", "merge_runs", "plan_summary",
-           "results_table", "success_plot"]
+__all__ = ["MergedRuns", "ReportError", "autonomous_rates", "load_rounds", "merge_runs",
+           "plan_summary", "results_table", "rounds_time_s", "success_plot"]
 
 # Plan fields that may differ between runs merged into one table: which methods and seeds a
 # run holds, where it lives, how its no-operator eval and training threads were set.
@@ -58,14 +58,25 @@ def _settings(plan: dict[str, Any], method: str) -> dict[str, Any]:
             and method in METHOD_FIELDS.get(k, (method,))}
 
 
-def merge_runs(runs: list[Path]) -> tuple[list[dict[str, Any]], list[str]]:
+def rounds_time_s(rounds: list[dict[str, Any]]) -> float:
+    """Collection plus training time of finished rounds (what the runs cost, resumed or not)."""
+    return sum(r["wall_time_s"] + r["learner_time_s"] for r in rounds)
+
+
+class MergedRuns(NamedTuple):
+    rounds: list[dict[str, Any]]
+    lines: list[str]         # per run: its methods, seeds and budget
+    tasks: list[str]         # the runs' tasks, sorted, each once
+
+
+def merge_runs(runs: list[Path]) -> MergedRuns:
     """Rounds of several `bench learning` output directories, for one table.
 
     Each method must have the same settings (its ``plan.json``, less seeds and the like) in
     every run that holds it, and each method and seed may come from one run only; otherwise
-    ReportError says which. Returns the rounds and one line per run: its methods, seeds and
-    budget.
+    ReportError says which.
     """
+    tasks: set[str] = set()
     rounds: list[dict[str, Any]] = []
     settings: dict[str, tuple[Path, dict[str, Any]]] = {}
     origin: dict[tuple[str, int], Path] = {}
@@ -75,6 +86,7 @@ def merge_runs(runs: list[Path]) -> tuple[list[dict[str, Any]], list[str]]:
         if not plan_path.is_file():
             raise ReportError(f"{run}: no plan.json (not a `bench learning` output directory)")
         plan = json.loads(plan_path.read_text())
+        tasks.add(plan["task"])
         found = load_rounds(run)
         if not found:
             raise ReportError(f"{run}: no finished rounds")
@@ -97,7 +109,7 @@ def merge_runs(runs: list[Path]) -> tuple[list[dict[str, Any]], list[str]]:
         rounds += found
         seeds = sorted({r["seed"] for r in found})
         lines.append(f"{run}: {', '.join(methods)}, seeds {seeds}: {plan_summary(plan)}")
-    return rounds, lines
+    return MergedRuns(rounds, lines, sorted(tasks))
 
 
 def _by_method_round(rounds: list[dict[str, Any]]) -> dict[str, dict[int, list[dict]]]:
@@ -136,15 +148,14 @@ def autonomous_rates(entries: list[dict[str, Any]]) -> list[float]:
 
 
 def _autonomous(entries: list[dict[str, Any]]) -> str:
-    rates = autonomous_rates(entries)
-    if not rates:
+    evaluated = [e for e in entries if e.get("autonomous_episodes")]
+    if not evaluated:
         return "-"
-    episodes = sorted({e["autonomous_episodes"] for e in entries if e.get("autonomous_episodes")})
-    count = "/".join(map(str, episodes))
+    rates = autonomous_rates(evaluated)
+    count = "/".join(map(str, sorted({e["autonomous_episodes"] for e in evaluated})))
     seeds = f", {len(rates)} of {len(entries)} seeds" if len(rates) != len(entries) else ""
     # Failures split into timeouts (slow: still going when time ran out) and the rest (a
     # dropped phone and the like), summed over seeds.
-    evaluated = [e for e in entries if e.get("autonomous_episodes")]
     timeouts = sum(e.get("autonomous_reasons", {}).get(TIMEOUT_REASON, 0) for e in evaluated)
     failed = sum(e["autonomous_episodes"] - e["autonomous_successes"]
                  for e in evaluated) - timeouts

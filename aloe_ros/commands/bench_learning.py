@@ -6,6 +6,7 @@ import argparse
 import platform
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 HELP = ("run methods in rounds (collect with the node graph, train, deploy) from a weak BC "
@@ -70,7 +71,13 @@ def _report(line: str, transient: bool = False) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from aloe_ros.benchmarks.learning import LearningBenchPlan, check_plan, run_plan
-    from aloe_ros.benchmarks.learning_report import load_rounds, results_table, success_plot
+    from aloe_ros.benchmarks.learning_report import (
+        load_rounds,
+        plan_summary,
+        results_table,
+        rounds_time_s,
+        success_plot,
+    )
 
     if args.eval_episodes < 0:
         print("aloe-ros bench learning: --eval-episodes must be >= 0")
@@ -100,17 +107,9 @@ def run(args: argparse.Namespace) -> int:
     plot = success_plot(rounds, args.out / "success_per_round.png",
                         f"{args.task}: success per round")
     header = (f"task {args.task}, methods {', '.join(plan.methods)}, seeds {plan.seeds}, "
-              f"{plan.rounds} training rounds + 1 eval, {plan.episodes_per_round} episodes per "
-              f"round, base BC {plan.bc_steps} steps on {plan.demo_episodes} {plan.demos} demos, "
-              f"{plan.train_updates} learner updates per round"
-              f"{f' (batch {plan.batch_size})' if plan.batch_size else ''}"
-              f"{f', advantage beta {plan.advantage_beta:g}' if plan.advantage_beta else ''}"
-              f"{f', noise scale {plan.noise_scale:g}' if plan.noise_scale is not None else ''}"
-              f"{''.join(f', {o}' for o in plan.overrides)}"
-              f", collection loop "
-              f"{plan.loop}; machine: {platform.machine()} "
+              f"{plan_summary(asdict(plan))}; machine: {platform.machine()} "
               f"{platform.node()}; time in rounds (collection + training, every method and "
-              f"seed) {sum(r['wall_time_s'] + r['learner_time_s'] for r in rounds):.0f} s, "
+              f"seed) {rounds_time_s(rounds):.0f} s, "
               f"this invocation {time.monotonic() - start:.0f} s")
     (args.out / "results.md").write_text(f"{header}\n\n{table}\n")
     print(header)

@@ -23,30 +23,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
-
     from aloe_ros.benchmarks.learning_report import (
         ReportError,
         merge_runs,
         results_table,
+        rounds_time_s,
         success_plot,
     )
 
     try:
-        rounds, lines = merge_runs(args.runs)
+        merged = merge_runs(args.runs)
     except ReportError as exc:
         print(f"aloe-ros bench learning-report: {exc}")
         return 2
-    tasks = sorted({json.loads((run / "plan.json").read_text())["task"] for run in args.runs})
+    tasks = ", ".join(merged.tasks)
     args.out.mkdir(parents=True, exist_ok=True)
-    table = results_table(rounds)
-    plot = success_plot(rounds, args.out / "success_per_round.png",
-                        args.title or f"{', '.join(tasks)}: success per round")
-    seconds = sum(r["wall_time_s"] + r["learner_time_s"] for r in rounds)
-    header = (f"task {', '.join(tasks)}; {len(args.runs)} runs merged; time in rounds "
-              f"(collection + training) {seconds:.0f} s; report made on "
+    table = results_table(merged.rounds)
+    plot = success_plot(merged.rounds, args.out / "success_per_round.png",
+                        args.title or f"{tasks}: success per round")
+    header = (f"task {tasks}; {len(args.runs)} runs merged; time in rounds "
+              f"(collection + training) {rounds_time_s(merged.rounds):.0f} s; report made on "
               f"{platform.machine()} {platform.node()}\n\n"
-              + "\n".join(f"- {line}" for line in lines))
+              + "\n".join(f"- {line}" for line in merged.lines))
     (args.out / "results.md").write_text(f"{header}\n\n{table}\n")
     print(header)
     print(table)
