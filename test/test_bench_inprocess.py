@@ -246,7 +246,6 @@ def test_no_operator_eval_is_added_to_finished_rounds_on_eval_sims_seeds(
 
     import aloe_ros.policies.sim_rollouts as sim_rollouts
     from aloe_ros.benchmarks.learning import LearningBenchPlan, run_method_seed
-    from aloe_ros.commands.eval_sim import FIRST_EVAL_SEED
 
     out = tmp_path / "bench"
     task = write_task_config(tmp_path)
@@ -275,7 +274,7 @@ def test_no_operator_eval_is_added_to_finished_rounds_on_eval_sims_seeds(
                              seeds=[0], out=out, loop="inprocess", eval_episodes=3)
     lines: list[str] = []
     run_method_seed(plan, "aloe", 0, report=lambda line, transient=False: lines.append(line))
-    seeds = [FIRST_EVAL_SEED + i for i in range(3)]
+    seeds = [sim_rollouts.FIRST_EVAL_SEED + i for i in range(3)]
     assert calls == [("base@1", s) for s in seeds] + [("r0@1", s) for s in seeds]
     rounds = {r["round"]: r for r in load_rounds(out)}
     for result in rounds.values():

@@ -251,26 +251,27 @@ def evaluate_autonomous(config_path: Path, policy_dir: Path, episodes: int, resu
                         *, threads: int = 1, progress: Any = None) -> None:
     """``episodes`` closed-loop episodes of the policy alone; fills ``result.autonomous_*``.
 
-    Seeds start at eval-sim's default, so the numbers equal ``aloe-ros eval-sim --policy DIR
-    --episodes N`` with the round's task YAML.
+    The episodes of ``aloe-ros eval-sim --policy DIR --episodes N`` with the round's task YAML
+    (one evaluation loop, ``sim_rollouts.evaluate_policy``, serves both).
     """
     import torch
 
-    from aloe_ros.commands.eval_sim import FIRST_EVAL_SEED
-    from aloe_ros.policies.sim_rollouts import make_sim_robot, rollout_policy
+    from aloe_ros.policies.sim_rollouts import RolloutResult, evaluate_policy
     from aloe_ros.policies.task_policy import load_task_policy
 
     torch.set_num_threads(max(1, threads))
     config = load_task_config(config_path)
     policy = load_task_policy(config, str(policy_dir))
-    robot = make_sim_robot(config)
     successes, reasons = 0, {}
-    for i in range(episodes):
-        rollout = rollout_policy(config, robot, policy, seed=FIRST_EVAL_SEED + i, episode_id=i)
+
+    def count(i: int, rollout: RolloutResult) -> None:
+        nonlocal successes
         successes += int(rollout.success)
         reasons[rollout.reason] = reasons.get(rollout.reason, 0) + 1
         if progress is not None:
             progress(i + 1, successes)
+
+    evaluate_policy(config, policy, episodes, on_episode=count)
     result.autonomous_episodes = episodes
     result.autonomous_successes = successes
     result.autonomous_reasons = reasons

@@ -8,8 +8,6 @@ import logging
 HELP = "evaluate a policy checkpoint in the sim (no ROS): success rate over N episodes"
 
 log = logging.getLogger("aloe_ros.eval_sim")
-# Episode i uses seed FIRST_EVAL_SEED + i: away from the seeds sim-demos and the bench use.
-FIRST_EVAL_SEED = 100000
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -17,8 +15,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="checkpoint directory (built-in or LeRobot); empty: untrained")
     parser.add_argument("--task", default="pack_phone", help="task name or YAML")
     parser.add_argument("--episodes", type=int, default=20)
-    parser.add_argument("--seed", type=int, default=FIRST_EVAL_SEED,
-                        help="seed of the first episode (default: away from sim-demos seeds)")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="seed of the first episode (default: sim_rollouts.FIRST_EVAL_SEED, "
+                             "100000, away from the seeds of sim-demos and the bench's rounds)")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
     parser.add_argument("--execute-horizon", type=int, default=0, metavar="N",
                         help="override policy.execute_horizon (0: the task's)")
@@ -35,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     from aloe_ros.policies.base import PolicyError
     from aloe_ros.policies.bc import new_builtin_policy
     from aloe_ros.policies.checkpoint import LeRobotBinding, apply_inference_settings, load_policy
-    from aloe_ros.policies.sim_rollouts import make_sim_robot, rollout_policy
+    from aloe_ros.policies.sim_rollouts import FIRST_EVAL_SEED, RolloutResult, evaluate_policy
 
     if args.threads > 0:
         torch.set_num_threads(args.threads)
@@ -60,18 +59,23 @@ def run(args: argparse.Namespace) -> int:
     apply_inference_settings(policy, flow_steps=config.policy.flow_steps,
                              noise_scale=(config.policy.noise_scale if args.noise_scale is None
                                           else args.noise_scale))
-    robot = make_sim_robot(config)
     successes = 0
     reasons: dict[str, int] = {}
     failed_at: dict[int, int] = {}
-    bar = tqdm(range(args.episodes), desc="eval-sim", unit="ep")
-    for i in bar:
-        result = rollout_policy(config, robot, policy, seed=args.seed + i, episode_id=i)
+    bar = tqdm(total=args.episodes, desc="eval-sim", unit="ep")
+
+    def count(i: int, result: RolloutResult) -> None:
+        nonlocal successes
         successes += int(result.success)
         reasons[result.reason] = reasons.get(result.reason, 0) + 1
         if not result.success:
             failed_at[result.furthest_stage] = failed_at.get(result.furthest_stage, 0) + 1
+        bar.update(1)
         bar.set_postfix(success=f"{successes}/{i + 1}")
+
+    evaluate_policy(config, policy, args.episodes, on_episode=count,
+                    first_seed=FIRST_EVAL_SEED if args.seed is None else args.seed)
+    bar.close()
     rate = successes / args.episodes
     noise = getattr(policy, "noise_scale", None)
     print(f"aloe-ros eval-sim: policy {policy.version} on {config.task.name} (execute "

@@ -22,10 +22,14 @@ from aloe_ros.sim.backends import make_expert, make_robot
 from aloe_ros.sim.operator import task_stage
 from aloe_ros.sim.robot import SimRobot
 
-__all__ = ["EpisodeRecorder", "RolloutResult", "executor_config", "make_sim_robot", "physics_tick",
-           "record_expert_episode", "rollout_policy", "seed_policy_sampling"]
+__all__ = ["FIRST_EVAL_SEED", "EpisodeRecorder", "RolloutResult", "evaluate_policy",
+           "executor_config", "make_sim_robot", "physics_tick", "record_expert_episode",
+           "rollout_policy", "seed_policy_sampling"]
 
 log = logging.getLogger(__name__)
+# Evaluation episode i uses seed FIRST_EVAL_SEED + i: away from the seeds of sim-demos and of
+# the learning bench's rounds.
+FIRST_EVAL_SEED = 100000
 
 
 @dataclass
@@ -190,3 +194,19 @@ def rollout_policy(config: TaskFile, robot: SimRobot, policy: ChunkPolicy, seed:
     episode = recorder.episode(config, episode_id=episode_id, source="online",
                                success=outcome.success, reason=outcome.reason)
     return RolloutResult(episode, outcome.success, outcome.reason, steps, furthest)
+
+
+def evaluate_policy(config: TaskFile, policy: ChunkPolicy, episodes: int, *,
+                    first_seed: int = FIRST_EVAL_SEED,
+                    on_episode: Callable[[int, RolloutResult], None] | None = None
+                    ) -> list[RolloutResult]:
+    """``episodes`` closed-loop episodes of ``policy`` alone, episode i on seed first_seed + i:
+    the evaluation of ``aloe-ros eval-sim`` and of the learning bench's no-operator measure.
+    ``on_episode(i, result)`` after each (progress)."""
+    robot = make_sim_robot(config)
+    results = []
+    for i in range(episodes):
+        results.append(rollout_policy(config, robot, policy, seed=first_seed + i, episode_id=i))
+        if on_episode is not None:
+            on_episode(i, results[-1])
+    return results
