@@ -287,3 +287,65 @@ def test_no_operator_eval_is_added_to_finished_rounds_on_eval_sims_seeds(
     calls.clear()
     run_method_seed(plan, "aloe", 0, report=lambda line, transient=False: None)
     assert calls == [], "a saved evaluation is not run again"
+
+
+def test_a_rerun_with_more_rounds_trains_on_the_old_evaluation_round_and_goes_on(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--rounds 1 -> 2 on a finished run: round 1 (its evaluation round, collected like any
+    other) is trained on, from round 0's learner, and round 2 is collected with that policy."""
+    import aloe_ros.benchmarks.learning as bench
+    from aloe_ros.benchmarks.learning import LearningBenchPlan, run_method_seed
+
+    out = tmp_path / "bench"
+    (out / "base" / "seed0" / "policy").mkdir(parents=True)
+    (out / "base" / "seed0" / "policy" / "policy.json").write_text("{}")
+    seed_dir = out / "aloe" / "seed0"
+    for index in (0, 1):
+        folder = seed_dir / f"round{index}"
+        folder.mkdir(parents=True)
+        (folder / "task.yaml").write_text("kept: true\n")
+        (folder / "round.json").write_text(json.dumps({
+            "method": "aloe", "seed": 0, "round": index, "policy": "p", "episodes": 1,
+            "successes": 0, "assisted_successes": 1, "failures": 0, "takeovers": 1,
+            "robot_time_s": 30.0, "learner_time_s": 5.0 - 5.0 * index, "wall_time_s": 40.0}))
+    (seed_dir / "round0" / "trained").mkdir()
+    (seed_dir / "round0" / "trained" / "policy.json").write_text("{}")
+
+    trained: list[tuple[list[Path], Path, Path, Path | None, Path]] = []
+    collected: list[Path] = []
+
+    def fake_train(plan, method, data, init, target, task=None, learner_state=None):  # type: ignore[no-untyped-def]
+        trained.append((list(data), init, target, learner_state, Path(task)))
+        target.mkdir(parents=True, exist_ok=True)
+        (target / "policy.json").write_text("{}")
+        return 7.0
+
+    def fake_collect(plan, config_path, policy_dir, episode_dir, result, progress=None):  # type: ignore[no-untyped-def]
+        collected.append(policy_dir)
+        result.episodes = 1
+
+    monkeypatch.setattr(bench, "train", fake_train)
+    monkeypatch.setattr(bench, "collect_inprocess", fake_collect)
+    monkeypatch.setattr(bench, "round_config",
+                        lambda plan, seed, r, folder: folder / "task.yaml")
+    plan = LearningBenchPlan(task="pack_phone", methods=["aloe"], rounds=2,
+                             episodes_per_round=1, seeds=[0], out=out, loop="inprocess")
+    run_method_seed(plan, "aloe", 0, report=lambda line, transient=False: None)
+
+    assert len(trained) == 1, "round 0 is trained already; only the old evaluation round is new"
+    data, init, target, learner_state, task = trained[0]
+    assert data == [out / "base" / "seed0" / "demos", seed_dir / "round0" / "episodes",
+                    seed_dir / "round1" / "episodes"]
+    assert init == seed_dir / "round0" / "trained"
+    assert target == seed_dir / "round1" / "trained"
+    assert learner_state == seed_dir / "round0" / "trained"
+    assert task == seed_dir / "round1" / "task.yaml", "the round keeps its own task YAML"
+    assert collected == [seed_dir / "round1" / "trained"]
+    rounds = {r["round"]: r for r in load_rounds(out)}
+    assert set(rounds) == {0, 1, 2}
+    assert rounds[1]["learner_time_s"] == 7.0 and rounds[1]["takeovers"] == 1
+
+    trained.clear()
+    collected.clear()
+    run_method_seed(plan, "aloe", 0, report=lambda line, transient=False: None)
+    assert trained == [] and collected == [], "a finished extension is not run again"

@@ -304,6 +304,16 @@ def round_data(plan: LearningBenchPlan, root: Path, up_to_round: int) -> list[Pa
                   for p in (root / f"round{q}" / "bags").iterdir() if p.is_dir())
 
 
+def train_round(plan: LearningBenchPlan, method: str, root: Path, round_index: int,
+                demos: Path, policy: Path, task_yaml: Path, report: Any, tag: str) -> float:
+    """Train on every round's data so far, carrying the previous round's learner over."""
+    recordings = round_data(plan, root, round_index)
+    report(f"{tag}: training {method} on {len(recordings)} recording(s) + demos")
+    previous = root / f"round{round_index - 1}" / "trained" if round_index > 0 else None
+    return train(plan, method, [demos, *recordings], policy,
+                 root / f"round{round_index}" / "trained", task_yaml, previous)
+
+
 def run_method_seed(plan: LearningBenchPlan, method: str, seed: int,
                     report: Any = print) -> list[RoundResult]:
     """All rounds of one method and seed, resuming from finished rounds."""
@@ -319,6 +329,15 @@ def run_method_seed(plan: LearningBenchPlan, method: str, seed: int,
         if saved.is_file():
             result = RoundResult(**json.loads(saved.read_text()))
             report(f"{tag}: done earlier ({result.successes}/{result.episodes} successes)")
+            if r < plan.rounds and not (folder / "trained" / "policy.json").is_file():
+                # A finished run rerun with more --rounds: its evaluation round was collected
+                # the same way as a training round, so it is trained on and the run goes on.
+                task_yaml = folder / "task.yaml"
+                if not task_yaml.is_file():
+                    task_yaml = round_config(plan, seed, r, folder)
+                result.learner_time_s = train_round(plan, method, root, r, demos, policy,
+                                                    task_yaml, report, tag)
+                saved.write_text(json.dumps(asdict(result), indent=1))
         else:
             result = RoundResult(method, seed, r, str(policy))
             report(f"{tag}: collecting {plan.episodes_per_round} episodes with {policy}")
@@ -333,11 +352,8 @@ def run_method_seed(plan: LearningBenchPlan, method: str, seed: int,
             else:
                 collect(plan, task_yaml, policy, folder / "bags", result, progress=progress)
             if r < plan.rounds:
-                bags = round_data(plan, root, r)
-                report(f"{tag}: training {method} on {len(bags)} recording(s) + demos")
-                previous = root / f"round{r - 1}" / "trained" if r > 0 else None
-                result.learner_time_s = train(plan, method, [demos, *bags], policy,
-                                              folder / "trained", task_yaml, previous)
+                result.learner_time_s = train_round(plan, method, root, r, demos, policy,
+                                                    task_yaml, report, tag)
             saved.write_text(json.dumps(asdict(result), indent=1))
             report(f"{tag}: {result.successes}/{result.episodes} successes without takeover, "
                    f"{result.assisted_successes} assisted, {result.takeovers} takeovers, "

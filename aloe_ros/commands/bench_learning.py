@@ -19,7 +19,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--task", default="pack_phone")
     parser.add_argument("--method", nargs="+", choices=METHODS, default=list(METHODS),
                         help="one or more methods (default: all four)")
-    parser.add_argument("--rounds", type=int, default=3, help="training rounds (then one eval)")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="training rounds (then one eval); a rerun with more rounds "
+                             "extends a finished run")
     parser.add_argument("--episodes-per-round", type=int, default=10)
     parser.add_argument("--seeds", type=int, default=3,
                         help="number of seeds (FIRST..FIRST+S-1)")
