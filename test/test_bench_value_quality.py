@@ -168,6 +168,32 @@ def test_scripted_policy_from_a_restored_state_gets_the_known_value(config: Task
     assert stuck.value == 0.0 and stuck.successes == 0
 
 
+def test_split_half_reliability_of_the_ground_truth() -> None:
+    from aloe_ros.benchmarks.value_quality_run import split_half_reliability
+
+    # Rollouts that agree (each chunk's even and odd rollouts alike): reliability 1.
+    agreeing = [[0.1, 0.1, 0.1, 0.1], [0.5, 0.5, 0.5, 0.5], [0.9, 0.9], [0.3]]
+    assert split_half_reliability(agreeing) == pytest.approx(1.0)
+    # Halves that rank the chunks in opposite orders: negative, reported as it is.
+    crossed = [[0.0, 0.9, 0.0, 0.9], [0.5, 0.5, 0.5, 0.5], [0.9, 0.0, 0.9, 0.0]]
+    assert split_half_reliability(crossed) == pytest.approx(-1.0)
+    # Otherwise the half's Spearman, stepped up to the full count by 2r / (1 + r).
+    noisy = [[0.0, 0.2, 0.1, 0.0], [0.4, 0.1, 0.5, 0.3], [0.9, 0.6, 0.8, 0.9], [0.3, 0.6]]
+    half = 0.8   # spearman([0.05, 0.45, 0.85, 0.3], [0.1, 0.2, 0.75, 0.6])
+    assert split_half_reliability(noisy) == pytest.approx(2 * half / (1 + half))
+    assert np.isnan(split_half_reliability([[0.1], [0.4]])), "one rollout each: no halves"
+
+
+def test_tie_free_ceiling_is_one_without_ties_and_drops_with_them() -> None:
+    from aloe_ros.benchmarks.value_quality_run import tie_free_ceiling
+
+    assert tie_free_ceiling(np.array([0.1, 0.4, 0.2, 0.9])) == pytest.approx(1.0)
+    mostly_zero = np.array([0.0] * 12 + [0.3, 0.6, 0.9, 0.5])
+    ceiling = tie_free_ceiling(mostly_zero)
+    assert 0.5 < ceiling < 0.9
+    assert ceiling == tie_free_ceiling(mostly_zero), "seeded: the same table every run"
+
+
 def test_bench_value_quality_command_tiny_budget(tmp_path: Path) -> None:
     """The whole pipeline with a tiny budget: data, three trainings, ground truth, table."""
     from aloe_ros.benchmarks.critic_scores import load_scorer
@@ -195,7 +221,9 @@ def test_bench_value_quality_command_tiny_budget(tmp_path: Path) -> None:
             ("awr_mc", "V(o)")} <= predictions
     assert all(r["chunks"] == 4 and np.isfinite(r["mae"]) for r in rows)
     table = (run / "eval" / "value_quality.md").read_text()
-    assert "| aloe | Q min | 4 |" in table and "Spearman" in table
+    assert "| aloe | Q min | 4 |" in table and "Spearman, truth > 0" in table
+    assert "| aloe | 4 |" in table and "tie-free ceiling" in table   # the ground truth's table
+    assert all("tie_free_ceiling" in r and "truth_reliability" in r for r in rows)
     for method in ("aloe", "td1", "awr_mc"):
         truth = json.loads((run / "eval" / f"truth_{method}.json").read_text())
         assert len(truth["values"]) == 4

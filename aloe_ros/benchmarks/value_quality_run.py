@@ -185,9 +185,13 @@ def chunk_key(chunk: LoggedChunk) -> str:
 
 
 def ground_truths(plan: ValueQualityPlan, config: TaskFile, method: str, actor: Any,
-                  chunks: list[LoggedChunk], report: Callable[[str], None]) -> list[float]:
-    """Q^{pi_M} per chunk, cached in eval/truth_<method>.json (resumable, per chunk); the
-    cache is for one actor version and rollout count, anything else starts it afresh."""
+                  chunks: list[LoggedChunk], report: Callable[[str], None]
+                  ) -> list[list[float]]:
+    """Per chunk, the discounted return of each rollout of pi_M (their mean is Q^{pi_M}).
+
+    Cached in eval/truth_<method>.json (resumable, per chunk); the cache is for one actor
+    version and rollout count, anything else starts it afresh. A chunk decided inside its
+    logged steps has one rollout (every rollout would repeat it)."""
     cache_path = plan.out / "eval" / f"truth_{method}.json"
     cache: dict[str, Any] = (json.loads(cache_path.read_text()) if cache_path.is_file()
                              else {})
@@ -195,7 +199,7 @@ def ground_truths(plan: ValueQualityPlan, config: TaskFile, method: str, actor: 
     if cache.get("rollouts") != plan.rollouts or cache.get("policy_version") != version:
         cache = {"rollouts": plan.rollouts, "policy_version": version, "values": {}}
     robot = make_snapshotting_robot(config, IMAGE_SIZE)
-    values: list[float] = []
+    returns: list[list[float]] = []
     for i, chunk in enumerate(chunks):
         key = chunk_key(chunk)
         if key not in cache["values"]:
@@ -207,8 +211,8 @@ def ground_truths(plan: ValueQualityPlan, config: TaskFile, method: str, actor: 
             cache_path.write_text(json.dumps(cache))
             report(f"{method}: ground truth {i + 1}/{len(chunks)} = {truth.value:.3f} "
                    f"({truth.successes}/{len(truth.returns)} successes)")
-        values.append(float(cache["values"][key]["value"]))
-    return values
+        returns.append([float(v) for v in cache["values"][key]["returns"]])
+    return returns
 
 
 def _spearman(prediction: np.ndarray, truth: np.ndarray) -> float:
@@ -217,6 +221,34 @@ def _spearman(prediction: np.ndarray, truth: np.ndarray) -> float:
     if len(truth) < 2 or np.ptp(truth) == 0 or np.ptp(prediction) == 0:
         return math.nan   # a constant column has no ranking
     return float(spearmanr(prediction, truth).statistic)
+
+
+def split_half_reliability(returns: list[list[float]]) -> float:
+    """How well the ground truth agrees with itself: the Spearman between the means of the
+    even and the odd rollouts of every chunk, stepped up to the full count (Spearman-Brown,
+    2r / (1 + r), for r > 0). A decided chunk (one rollout) counts the same in both halves.
+    NaN without a chunk of two or more rollouts."""
+    if not any(len(r) > 1 for r in returns):
+        return math.nan
+    even = np.array([np.mean(r[0::2]) for r in returns])
+    odd = np.array([np.mean(r[1::2]) if len(r) > 1 else r[0] for r in returns])
+    half = _spearman(even, odd)
+    # The step-up assumes halves that agree at all; a negative half is reported as it is.
+    return half if math.isnan(half) or half <= 0 else 2.0 * half / (1.0 + half)
+
+
+def tie_free_ceiling(truth: np.ndarray, draws: int = 200, seed: int = 0) -> float:
+    """The Spearman a critic would score if it ranked every chunk exactly as the truth does,
+    breaking the truth's ties at random (a continuous prediction has no ties): mean over
+    ``draws``. Below 1 when many chunks share a true value, e.g. 0 for every hopeless chunk."""
+    rng = np.random.default_rng(seed)
+    scores = []
+    for _ in range(draws):
+        order = np.lexsort((rng.random(len(truth)), truth))
+        ranks = np.empty(len(truth))
+        ranks[order] = np.arange(len(truth))
+        scores.append(_spearman(ranks, truth))
+    return float(np.mean(scores))
 
 
 def evaluate(plan: ValueQualityPlan, config: TaskFile, checkpoints: dict[str, Path],
@@ -229,17 +261,24 @@ def evaluate(plan: ValueQualityPlan, config: TaskFile, checkpoints: dict[str, Pa
     rows: list[dict[str, Any]] = []
     for method, folder in checkpoints.items():
         scorer = load_scorer(config, folder)
-        truth = np.array(ground_truths(plan, config, method, scorer.actor, chunks, report))
+        returns = ground_truths(plan, config, method, scorer.actor, chunks, report)
+        truth = np.array([np.mean(r) for r in returns])
+        achievable = truth > 0
+        # The same for every prediction of a method: what its ground truth allows.
+        ceilings = {"truth_reliability": split_half_reliability(returns),
+                    "tie_free_ceiling": tie_free_ceiling(truth)}
         predictions = scorer.score(chunks)
         predictions["logged return G_t (reference)"] = logged_return
         for name, prediction in predictions.items():
             rows.append({
                 "method": method, "prediction": name, "chunks": len(chunks),
                 "spearman": _spearman(prediction, truth),
+                "spearman_nonzero": (_spearman(prediction[achievable], truth[achievable])
+                                     if achievable.sum() >= 3 else math.nan),
                 "mae": float(np.mean(np.abs(prediction - truth))),
                 "mean_prediction": float(np.mean(prediction)),
                 "mean_truth": float(np.mean(truth)), "truth_std": float(np.std(truth)),
-                "truth_nonzero": int(np.sum(truth > 0)),
+                "truth_nonzero": int(np.sum(achievable)), **ceilings,
             })
     return rows
 
@@ -249,12 +288,24 @@ def correlation_table(rows: list[dict[str, Any]]) -> str:
     def num(value: float) -> str:
         return "n/a" if math.isnan(value) else f"{value:.3f}"
 
-    lines = ["| method | prediction | chunks | Spearman | MAE | mean pred | mean truth "
-             "| truth > 0 |", "|---|---|---|---|---|---|---|---|"]
+    lines = ["| method | prediction | chunks | Spearman | Spearman, truth > 0 | MAE | mean pred "
+             "| mean truth | truth > 0 |", "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['method']} | {r['prediction']} | {r['chunks']} | "
-                     f"{num(r['spearman'])} | {num(r['mae'])} | {num(r['mean_prediction'])} | "
+                     f"{num(r['spearman'])} | {num(r.get('spearman_nonzero', math.nan))} | "
+                     f"{num(r['mae'])} | {num(r['mean_prediction'])} | "
                      f"{num(r['mean_truth'])} | {r['truth_nonzero']} |")
+    lines += ["", "What each method's ground truth allows (the same chunks, that method's actor):",
+              "", "| method | chunks | truth > 0 | truth's split-half reliability | "
+              "tie-free ceiling |", "|---|---|---|---|---|"]
+    seen: set[str] = set()
+    for r in rows:
+        if r["method"] in seen:
+            continue
+        seen.add(r["method"])
+        lines.append(f"| {r['method']} | {r['chunks']} | {r['truth_nonzero']} | "
+                     f"{num(r.get('truth_reliability', math.nan))} | "
+                     f"{num(r.get('tie_free_ceiling', math.nan))} |")
     return "\n".join(lines)
 
 
