@@ -165,6 +165,18 @@ def test_bench_learning_inprocess_carries_the_critic_across_rounds(tmp_path: Pat
     rounds_s = sum(r["wall_time_s"] + r["learner_time_s"] for r in load_rounds(out))
     assert f"time in rounds (collection + training, every method and seed) {rounds_s:.0f} s" \
         in results
+    # More --rounds extend the finished run: the old evaluation round 2 is trained on (its
+    # learner continues from round 1's: 6 -> 9 updates) and round 3 evaluates the result.
+    extended = [*command, "--eval-episodes", "1"]
+    extended[extended.index("--rounds") + 1] = "3"
+    more = subprocess.run(extended, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert more.returncode == 0, more.stdout[-3000:] + more.stderr[-3000:]
+    meta = json.loads((seed_dir / "round2" / "trained" / "learner" / "learner.json").read_text())
+    assert meta["step"] == 9, meta
+    rounds = {r["round"]: r for r in load_rounds(out)}
+    assert set(rounds) == {0, 1, 2, 3} and rounds[2]["learner_time_s"] > 0
+    assert rounds[3]["policy"] == str(seed_dir / "round2" / "trained")
+    assert rounds[3]["autonomous_episodes"] == 1
 
 
 @pytest.mark.parametrize("override, expected", [
