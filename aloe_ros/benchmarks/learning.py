@@ -304,6 +304,14 @@ def round_data(plan: LearningBenchPlan, root: Path, up_to_round: int) -> list[Pa
                   for p in (root / f"round{q}" / "bags").iterdir() if p.is_dir())
 
 
+def kept_round_config(plan: LearningBenchPlan, seed: int, round_index: int,
+                      folder: Path) -> Path:
+    """A finished round's task YAML as it was collected with (written now if it has none),
+    so later work on the round (training it, evaluating it) uses the round's own settings."""
+    task_yaml = folder / "task.yaml"
+    return task_yaml if task_yaml.is_file() else round_config(plan, seed, round_index, folder)
+
+
 def train_round(plan: LearningBenchPlan, method: str, root: Path, round_index: int,
                 demos: Path, policy: Path, task_yaml: Path, report: Any, tag: str) -> float:
     """Train on every round's data so far, carrying the previous round's learner over."""
@@ -332,11 +340,9 @@ def run_method_seed(plan: LearningBenchPlan, method: str, seed: int,
             if r < plan.rounds and not (folder / "trained" / "policy.json").is_file():
                 # A finished run rerun with more --rounds: its evaluation round was collected
                 # the same way as a training round, so it is trained on and the run goes on.
-                task_yaml = folder / "task.yaml"
-                if not task_yaml.is_file():
-                    task_yaml = round_config(plan, seed, r, folder)
                 result.learner_time_s = train_round(plan, method, root, r, demos, policy,
-                                                    task_yaml, report, tag)
+                                                    kept_round_config(plan, seed, r, folder),
+                                                    report, tag)
                 saved.write_text(json.dumps(asdict(result), indent=1))
         else:
             result = RoundResult(method, seed, r, str(policy))
@@ -363,11 +369,7 @@ def run_method_seed(plan: LearningBenchPlan, method: str, seed: int,
                 report(f"{tag}: no-operator eval {done}/{plan.eval_episodes} "
                        f"({successes} successes)", transient=True)
 
-            # A finished round keeps the task YAML it was collected with.
-            task_yaml = folder / "task.yaml"
-            if not task_yaml.is_file():
-                task_yaml = round_config(plan, seed, r, folder)
-            evaluate_autonomous(task_yaml, policy,
+            evaluate_autonomous(kept_round_config(plan, seed, r, folder), policy,
                                 plan.eval_episodes, result, threads=plan.threads,
                                 progress=eval_progress)
             saved.write_text(json.dumps(asdict(result), indent=1))
