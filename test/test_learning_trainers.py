@@ -105,35 +105,6 @@ def test_update_bootstraps_from_actor_samples_not_logged_actions() -> None:
     assert actor.sample_calls[0] == 3                            # the bootstrap's M samples
 
 
-@pytest.mark.parametrize("aggregation", ["min", "subset_min"])
-def test_one_critic_call_gives_the_same_q_and_value_as_two(aggregation: str) -> None:
-    """The trainer scores the logged chunk and V's samples in one critic call (one trunk pass);
-    the numbers are those of Q(o, A) with the chunk's mask and of equations.state_value."""
-    from aloe_ros.learning.equations import aggregate_ensemble, state_value
-
-    cfg = learning(aggregation=aggregation, value_samples=3, ensemble_size=4)
-    actor = ConstantPolicy(chunk_horizon=4, action_dim=2, value=0.3)
-    trainer = AloeTrainer(actor, tiny_critic(cfg), cfg)
-    buffer = ChunkReplay(ReplaySpec(critic_chunk=3, actor_horizon=4, gamma=0.9), RATIOS)
-    buffer.add_episode(make_episode(8, success=True))     # chunks of 3, 3 and 2 steps
-    batch = buffer.episode_batch(0)
-    assert bool((batch.action_mask == 0).any()), "a padded chunk must be among the rows"
-    with torch.no_grad():
-        q = trainer.critic(batch.observation, batch.actions, batch.action_mask)
-    generator = torch.Generator().manual_seed(5)
-    q_aggregated = aggregate_ensemble(q, aggregation, subset=cfg.aggregation_subset,
-                                      generator=generator)
-    value = state_value(trainer.critic, actor, batch.observation, samples=3,
-                        aggregation=aggregation, subset=cfg.aggregation_subset,
-                        generator=generator)
-    trainer.generator.manual_seed(5)
-    scored = trainer.evaluate(batch)
-    assert torch.allclose(scored["q_mean"], q.mean(dim=0), atol=1e-5)
-    assert torch.allclose(scored["q_aggregated"], q_aggregated, atol=1e-5)
-    assert torch.allclose(scored["value"], value, atol=1e-5)
-    assert actor.sample_calls == [3, 3]
-
-
 def test_critic_warmup_leaves_the_actor_alone() -> None:
     cfg = learning(critic_warmup_updates=2)
     actor = ConstantPolicy()

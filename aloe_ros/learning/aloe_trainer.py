@@ -29,7 +29,7 @@ from aloe_ros.learning.equations import (
     chunked_td_target,
     critic_td_loss,
     polyak_update,
-    sample_critic_chunks,
+    state_value,
 )
 from aloe_ros.learning.trainer_base import GradientSync, TrainerBase
 from aloe_ros.policies.base import TrainableChunkPolicy
@@ -54,24 +54,12 @@ class AloeTrainer(TrainerBase):
         return aggregate_ensemble(q, cfg.aggregation, beta=cfg.aggregation_beta,
                                   subset=cfg.aggregation_subset, generator=self.generator)
 
-    def _q_and_value(self, batch: TransitionBatch
-                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Q heads (K, B) and aggregated Q (B,) of the logged chunks, and V(o) (B,); no gradient.
-
-        V(o) is ``equations.state_value``; the logged chunk rides along as sample 0 of the same
-        critic call, so the observation trunk runs once for both instead of twice.
-        """
+    def _state_value(self, batch: TransitionBatch) -> torch.Tensor:
         cfg = self.config
-        sampled = sample_critic_chunks(self.actor, batch.observation, cfg.value_samples,
-                                       self.critic.chunk_length)
-        chunks = torch.cat([batch.actions.unsqueeze(1), sampled], dim=1)  # (B, 1 + M, Hc, D)
-        mask = torch.ones(chunks.shape[:3], device=chunks.device)
-        mask[:, 0] = batch.action_mask
-        with torch.no_grad():
-            q = self.critic(batch.observation, chunks, mask)               # (K, B, 1 + M)
-        q_logged = q[..., 0]
-        q_aggregated = self._aggregate(q_logged)      # before V's: a subset draw keeps its order
-        return q_logged, q_aggregated, self._aggregate(q[..., 1:]).mean(dim=-1)
+        return state_value(self.critic, self.actor, batch.observation,
+                           samples=cfg.value_samples, aggregation=cfg.aggregation,
+                           beta=cfg.aggregation_beta, subset=cfg.aggregation_subset,
+                           generator=self.generator)
 
     def update(self, batch: TransitionBatch) -> dict[str, float]:
         cfg = self.config
@@ -95,7 +83,10 @@ class AloeTrainer(TrainerBase):
         }
         # 3. Actor: advantage-weighted flow matching (weights detached, V a constant).
         if self.step >= cfg.critic_warmup_updates:
-            _, q_agg, value = self._q_and_value(batch)
+            with torch.no_grad():
+                q_agg = self._aggregate(self.critic(batch.observation, batch.actions,
+                                                    batch.action_mask))
+            value = self._state_value(batch)
             adv = advantage(q_agg, value)
             weights = advantage_weights(adv, cfg.advantage_beta, cfg.advantage_clip)
             stats.update({
@@ -111,7 +102,10 @@ class AloeTrainer(TrainerBase):
     def evaluate(self, batch: TransitionBatch) -> dict[str, torch.Tensor]:
         """Per row: Q mean / std over heads, aggregated Q, V(o) and advantage (no grad)."""
         batch = batch.to(self.device)
-        q, q_agg, value = self._q_and_value(batch)
+        with torch.no_grad():
+            q = self.critic(batch.observation, batch.actions, batch.action_mask)
+            q_agg = self._aggregate(q)
+            value = self._state_value(batch)
         return {"q_mean": q.mean(dim=0).cpu(), "q_std": q.std(dim=0, unbiased=False).cpu(),
                 "q_aggregated": q_agg.cpu(), "value": value.cpu(),
                 "advantage": advantage(q_agg, value).cpu()}
