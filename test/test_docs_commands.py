@@ -1,0 +1,169 @@
+"""Every ``aloe-ros`` command in the README's and docs' bash blocks parses with today's CLI.
+
+Docs must work when pasted. Each bash block is reduced to its variable assignments and its
+``aloe-ros`` invocations (nothing else runs: no pip, make or colcon); bash itself then expands
+the variables (``$COMMON``, ``${COMMON/--rounds 3/--rounds 5}``, ...) with ``aloe-ros`` bound
+to a function that records its argv, and each argv goes through the real ``build_parser()``.
+A renamed flag, a typo or a substitution bash rejects fails here, naming file and line.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from aloe_ros.cli import build_parser
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+# The executable as docs spell it: on PATH (ROS installs) or in the project's venv.
+EXECUTABLE = re.compile(r"^(?:\S*/)?aloe-ros$")
+ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
+
+
+@dataclass
+class DocCommand:
+    file: str
+    line: int
+    text: str
+
+
+def bash_blocks(path: Path) -> list[tuple[int, list[str]]]:
+    """(first line number, lines) of each fenced bash block."""
+    blocks: list[tuple[int, list[str]]] = []
+    current: list[str] | None = None
+    start = 0
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        fence = line.strip()
+        if current is None and fence in ("```bash", "```sh"):
+            current, start = [], number + 1
+        elif current is not None and fence.startswith("```"):
+            blocks.append((start, current))
+            current = None
+        elif current is not None:
+            current.append(line)
+    return blocks
+
+
+def logical_lines(start: int, lines: list[str]) -> list[tuple[int, str]]:
+    """Join backslash continuations and quotes left open across lines (COMMON="... \\n ...")."""
+    joined: list[tuple[int, str]] = []
+    buffer, first = "", start
+    for offset, line in enumerate(lines):
+        if not buffer:
+            first = start + offset
+        if line.endswith("\\"):
+            buffer += line[:-1] + " "
+            continue
+        buffer += line
+        try:
+            shlex.split(buffer, comments=True)
+        except ValueError:  # an open quote: the statement goes on
+            buffer += "\n"
+            continue
+        joined.append((first, buffer))
+        buffer = ""
+    assert not buffer, f"unterminated statement at line {first}"
+    return joined
+
+
+def kept_statement(text: str) -> str | None:
+    """An assignment or an aloe-ros call (with optional VAR=value prefixes), else None."""
+    words = shlex.split(text, comments=True)
+    if not words:
+        return None
+    if "$(" in text or "`" in text:
+        return None   # command substitution would run something
+    prefix = 0
+    while prefix < len(words) and ASSIGNMENT.match(words[prefix]):
+        prefix += 1
+    if prefix == len(words):
+        return text if not any(sep in text for sep in (";", "&&", "|")) else None
+    if EXECUTABLE.match(words[prefix]) and not any(sep in text for sep in (";", "&&", "|")):
+        return text
+    return None
+
+
+def doc_commands() -> list[DocCommand]:
+    commands: list[DocCommand] = []
+    for path in DOCS:
+        for start, lines in bash_blocks(path):
+            for number, text in logical_lines(start, lines):
+                if kept_statement(text) is not None:
+                    commands.append(DocCommand(path.relative_to(ROOT).as_posix(), number, text))
+    return commands
+
+
+def expand(commands: list[DocCommand], tmp_path: Path) -> list[tuple[DocCommand, list[str]]]:
+    """Run one file's statements in bash; aloe-ros calls print their argv, NUL-separated."""
+    argvs: list[tuple[DocCommand, list[str]]] = []
+    by_file: dict[str, list[DocCommand]] = {}
+    for command in commands:
+        by_file.setdefault(command.file, []).append(command)
+    for file, file_commands in by_file.items():
+        script = ["set -u", "__aloe_ros() { printf '%s\\0' \"$@\"; printf '\\1'; }"]
+        calls: list[DocCommand] = []
+        for command in file_commands:
+            words = shlex.split(command.text, comments=True)
+            if all(ASSIGNMENT.match(w) for w in words):
+                script.append(command.text)
+                continue
+            # Swap the executable's word for the recorder; keep the rest verbatim for bash.
+            executable = next(w for w in words if EXECUTABLE.match(w))
+            script.append(command.text.replace(executable, "__aloe_ros", 1))
+            calls.append(command)
+        result = subprocess.run(["bash", "-c", "\n".join(script)], capture_output=True,
+                                text=True, cwd=tmp_path, timeout=60)
+        outputs = result.stdout.split("\1")[:-1]   # one record per call, each argv + NUL
+        # bash skips a command with a bad substitution and goes on: stderr tells.
+        assert result.returncode == 0 and not result.stderr and len(outputs) == len(calls), (
+            f"{file}: bash could not expand its commands ({len(outputs)} of {len(calls)} "
+            f"ran):\n{result.stderr}")
+        for command, output in zip(calls, outputs):
+            argvs.append((command, output.split("\0")[:-1]))
+    return argvs
+
+
+COMMANDS = doc_commands()
+
+
+def test_docs_have_commands() -> None:
+    # Guards the extraction: an empty list would make the parse test pass vacuously.
+    assert len(COMMANDS) >= 50
+    assert {c.file for c in COMMANDS} >= {"README.md", "docs/learning_bench.md"}
+
+
+def test_every_doc_command_parses(tmp_path: Path) -> None:
+    parser = build_parser()
+    failures = []
+    for command, argv in expand(COMMANDS, tmp_path):
+        try:
+            parser.parse_args(argv)
+        except SystemExit:
+            failures.append(f"{command.file}:{command.line}: aloe-ros {shlex.join(argv)}")
+    assert not failures, "doc commands the CLI rejects:\n" + "\n".join(failures)
+
+
+def test_a_bad_flag_is_caught(tmp_path: Path) -> None:
+    bad = DocCommand("x.md", 1, ".venv/bin/aloe-ros bench learning --no-such-flag --out d")
+    ((command, argv),) = expand([bad], tmp_path)
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(argv)
+
+
+def test_a_bash_substitution_error_is_caught(tmp_path: Path) -> None:
+    bad = [DocCommand("x.md", 1, 'COMMON="--rounds 3"'),
+           DocCommand("x.md", 2, "aloe-ros bench learning ${{COMMON/3/5}} --out d")]
+    with pytest.raises(AssertionError, match="could not expand"):
+        expand(bad, tmp_path)
+
+
+def test_continuations_and_open_quotes_join() -> None:
+    lines = ['C="--a 1', '  --b 2"', "aloe-ros x $C \\", "  --c 3  # note"]
+    assert logical_lines(10, lines) == [(10, 'C="--a 1\n  --b 2"'),
+                                        (12, "aloe-ros x $C    --c 3  # note")]
