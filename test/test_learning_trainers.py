@@ -19,6 +19,7 @@ from aloe_ros.learning.baselines import (
 )
 from aloe_ros.learning.critic import CriticEnsemble, EnsembleLinear, ValueNetwork
 from aloe_ros.learning.replay import ChunkReplay, ReplaySpec
+from aloe_ros.learning.trainer_base import weight_shares
 
 torch.set_num_threads(1)
 RATIOS = {"demo": 1.0, "intervention": 1.0, "online": 1.0, "historical": 1.0}
@@ -160,6 +161,28 @@ def test_dagger_weights_interventions_demos_and_successes() -> None:
     assert dagger_weights(batch.select(torch.tensor([0]))).tolist() == [0.0]
 
 
+def test_weight_shares_split_the_batch_weight_by_source() -> None:
+    weights = torch.tensor([1.0, 3.0, 0.0, 4.0])
+    shares = weight_shares(weights, ["online", "intervention", "online", "intervention"])
+    assert shares == {"charts/weight_share/online": pytest.approx(1 / 8),
+                      "charts/weight_share/intervention": pytest.approx(7 / 8)}
+    assert weight_shares(torch.zeros(2), ["demo", "online"]) == {}
+
+
+def test_updates_report_weight_shares() -> None:
+    # HG-DAgger's weights are 0 on the policy's own chunks of an assisted episode.
+    buffer = ChunkReplay(ReplaySpec(critic_chunk=3, actor_horizon=4, gamma=0.9), RATIOS)
+    buffer.add_episode(make_episode(9, success=True, human=[False] * 3 + [True] * 6))
+    batch = buffer.episode_batch(0)
+    stats = DaggerTrainer(ConstantPolicy(), learning()).update(batch)
+    assert stats["charts/weight_share/intervention"] == pytest.approx(1.0)
+    assert stats["charts/weight_share/online"] == 0.0
+    cfg = learning()
+    stats = AloeTrainer(ConstantPolicy(), tiny_critic(cfg), cfg).update(batch)
+    shares = [v for k, v in stats.items() if k.startswith("charts/weight_share/")]
+    assert len(shares) == 2 and sum(shares) == pytest.approx(1.0)
+
+
 def test_dagger_skips_batches_with_nothing_to_imitate() -> None:
     buffer = ChunkReplay(ReplaySpec(critic_chunk=3, actor_horizon=4, gamma=0.9), RATIOS)
     buffer.add_episode(make_episode(6, success=False))
@@ -190,6 +213,7 @@ def test_awr_mc_value_regresses_monte_carlo_returns() -> None:
     evaluation = trainer.evaluate(batch)
     assert evaluation["value"] == pytest.approx(batch.mc_return, abs=0.05)
     assert actor.last_weights is not None
+    assert stats["charts/weight_share/online"] == pytest.approx(1.0)   # the only source
 
 
 def test_critic_ranks_a_successful_chunk_above_a_failing_one() -> None:

@@ -31,7 +31,7 @@ from aloe_ros.learning.equations import (
     polyak_update,
     state_value,
 )
-from aloe_ros.learning.trainer_base import GradientSync, TrainerBase
+from aloe_ros.learning.trainer_base import GradientSync, TrainerBase, weight_shares
 from aloe_ros.policies.base import TrainableChunkPolicy
 
 __all__ = ["AloeTrainer"]
@@ -95,6 +95,7 @@ class AloeTrainer(TrainerBase):
                 "charts/advantage_std": float(adv.std(unbiased=False)),
                 "charts/weight_mean": float(weights.mean()),
                 "charts/weight_max": float(weights.max()),
+                **weight_shares(weights, batch.source),
             })
         self.step += 1
         return stats

@@ -21,7 +21,7 @@ from aloe_ros.config import LearningConfig
 from aloe_ros.learning.batch import TransitionBatch
 from aloe_ros.learning.critic import ValueNetwork
 from aloe_ros.learning.equations import advantage_weights
-from aloe_ros.learning.trainer_base import GradientSync, TrainerBase
+from aloe_ros.learning.trainer_base import GradientSync, TrainerBase, weight_shares
 from aloe_ros.policies.base import TrainableChunkPolicy
 
 __all__ = ["AwrMcTrainer", "DaggerTrainer", "dagger_weights", "monte_carlo_value_loss",
@@ -61,7 +61,8 @@ class DaggerTrainer(TrainerBase):
     def update(self, batch: TransitionBatch) -> dict[str, float]:
         batch = batch.to(self.device)
         weights = dagger_weights(batch)
-        stats = {"charts/weight_mean": float(weights.mean())}
+        stats = {"charts/weight_mean": float(weights.mean()),
+                 **weight_shares(weights, batch.source)}
         # Nothing to imitate in this batch: skip rather than step on a zero loss.
         if float(weights.sum()) > 0:
             stats["losses/actor"] = self.actor_update(batch, weights)
@@ -103,7 +104,8 @@ class AwrMcTrainer(TrainerBase):
             weights = advantage_weights(adv, cfg.advantage_beta, cfg.advantage_clip)
             stats.update({"losses/actor": self.actor_update(batch, weights),
                           "charts/advantage": float(adv.mean()),
-                          "charts/weight_mean": float(weights.mean())})
+                          "charts/weight_mean": float(weights.mean()),
+                          **weight_shares(weights, batch.source)})
         self.step += 1
         return stats
 

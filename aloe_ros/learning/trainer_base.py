@@ -18,10 +18,23 @@ from aloe_ros.config import LearningConfig
 from aloe_ros.learning.batch import TransitionBatch
 from aloe_ros.policies.base import TrainableChunkPolicy
 
-__all__ = ["GradientSync", "Trainer", "TrainerBase"]
+__all__ = ["GradientSync", "Trainer", "TrainerBase", "weight_shares"]
 
 # Called between backward() and the optimiser step, e.g. to all-reduce gradients across ranks.
 GradientSync = Callable[[list[nn.Parameter]], None]
+
+
+def weight_shares(weights: torch.Tensor, sources: list[str]) -> dict[str, float]:
+    """Each source's share of the batch's total actor-loss weight, as
+    ``charts/weight_share/<source>``: set beside the sampling ratios, it says whether a method
+    up-weights the operator's takeovers or imitates everything alike. Empty when all are 0."""
+    total = float(weights.sum())
+    if total <= 0 or len(sources) != len(weights):
+        return {}
+    rows = weights.detach().cpu()
+    return {f"charts/weight_share/{label}":
+            float(rows[torch.tensor([s == label for s in sources])].sum()) / total
+            for label in dict.fromkeys(sources)}
 
 
 @runtime_checkable
