@@ -143,3 +143,44 @@ def test_learning_report_refuses_runs_that_do_not_share_a_table(
     (tmp_path / "c").mkdir()
     with pytest.raises(ReportError, match="no plan.json"):
         merge_runs([a, tmp_path / "c"])
+
+
+def test_learning_report_labels_set_variants_of_a_method_side_by_side(tmp_path: Path) -> None:
+    a = write_run(tmp_path / "a", "aloe", (0, 1), advantage_beta=0.1)
+    b = write_run(tmp_path / "b", "aloe", (0,), advantage_beta=1.0)
+    d = write_run(tmp_path / "d", "dagger", (1,))
+    for path in tmp_path.glob("*/*/seed*/round*/round.json"):
+        entry = json.loads(path.read_text())
+        if not (path.parts[-5] == "a" and entry["seed"] == 1):   # seed 1 of a: no eval
+            entry.update(autonomous_episodes=20,
+                         autonomous_successes=3 * entry["round"] + entry["seed"])
+        path.write_text(json.dumps(entry))
+    out = tmp_path / "report"
+    run = subprocess.run([AloeRos, "bench", "learning-report", str(a), f"{b}=aloe, beta 1",
+                          str(d), "--out", str(out)], capture_output=True, text=True,
+                         timeout=120)
+    assert run.returncode == 0, run.stdout + run.stderr
+    results = (out / "results.md").read_text()
+    assert "| aloe | 0 | 2 | 25 % (20-30) |" in results
+    assert "| aloe, beta 1 | 0 | 1 | 20 % |" in results
+    assert "No-operator successes of 20 per seed" in results
+    assert "| seed | aloe | aloe, beta 1 | dagger |" in results
+    assert "| 0 | 0, 3 | 0, 3 | - |" in results
+    assert "| 1 | -, - | - | 1, 4 |" in results
+
+
+def test_a_label_names_one_method() -> None:
+    from aloe_ros.commands.bench_learning_report import parse_runs
+
+    assert parse_runs(["runs/a", "runs/b=aloe, beta 0.3"]) == (
+        [Path("runs/a"), Path("runs/b")], {Path("runs/b"): "aloe, beta 0.3"})
+
+
+def test_a_label_on_a_run_of_two_methods_is_refused(tmp_path: Path) -> None:
+    from aloe_ros.benchmarks.learning_report import ReportError, merge_runs
+
+    run = write_run(tmp_path / "a", "aloe", (0,))
+    write_run(run, "dagger", (0,))
+    with pytest.raises(ReportError, match="a label names one method's rows"):
+        merge_runs([run], {run: "x"})
+    assert len(merge_runs([run]).rounds) == 4

@@ -10,7 +10,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 __all__ = ["MergedRuns", "ReportError", "autonomous_rates", "load_rounds", "merge_runs",
-           "plan_summary", "results_table", "rounds_time_s", "success_plot"]
+           "plan_summary", "results_table", "rounds_time_s", "seed_table", "success_plot"]
 
 # Plan fields that may differ between runs merged into one table: which methods and seeds a
 # run holds, where it lives, how its no-operator eval and training threads were set.
@@ -69,13 +69,16 @@ class MergedRuns(NamedTuple):
     tasks: list[str]         # the runs' tasks, sorted, each once
 
 
-def merge_runs(runs: list[Path]) -> MergedRuns:
+def merge_runs(runs: list[Path], labels: dict[Path, str] | None = None) -> MergedRuns:
     """Rounds of several `bench learning` output directories, for one table.
 
     Each method must have the same settings (its ``plan.json``, less seeds and the like) in
     every run that holds it, and each method and seed may come from one run only; otherwise
-    ReportError says which.
+    ReportError says which. ``labels`` names a run's rows (e.g. "aloe, beta 0.1" for a run
+    with another advantage beta): its rounds count as that method, so variants of one method
+    share a table.
     """
+    labels = labels or {}
     tasks: set[str] = set()
     rounds: list[dict[str, Any]] = []
     settings: dict[str, tuple[Path, dict[str, Any]]] = {}
@@ -90,9 +93,16 @@ def merge_runs(runs: list[Path]) -> MergedRuns:
         found = load_rounds(run)
         if not found:
             raise ReportError(f"{run}: no finished rounds")
+        label = labels.get(run)
+        if label is not None:
+            if len({r["method"] for r in found}) > 1:
+                raise ReportError(f"{run}: a label names one method's rows; this run has "
+                                  f"{', '.join(sorted({r['method'] for r in found}))}")
+            found = [{**r, "method": label, "base_method": r["method"]} for r in found]
         methods = sorted({r["method"] for r in found})
         for method in methods:
-            wanted = _settings(plan, method)
+            wanted = _settings(plan, next(r.get("base_method", method) for r in found
+                                          if r["method"] == method))
             first = settings.setdefault(method, (run, wanted))
             if first[1] != wanted:
                 differ = sorted(k for k in set(wanted) | set(first[1])
@@ -139,6 +149,30 @@ def results_table(rounds: list[dict[str, Any]]) -> str:
                 f"{_spread(assisted, pct=True)} | {_spread(takeovers)} | {_spread(per_hour)} | "
                 f"{_autonomous(entries)} | {np.mean(learner):.0f} |")
     return "\n".join(lines)
+
+
+def seed_table(rounds: list[dict[str, Any]]) -> str:
+    """Markdown: no-operator successes per seed, one column per method, round by round
+    ("1, 4, 5, 9": the base, then after 1, 2 and 3 rounds; "-" where a round has no eval).
+    Empty when no round ran the evaluation."""
+    if not any(r.get("autonomous_episodes") for r in rounds):
+        return ""
+    grouped = _by_method_round(rounds)
+    methods = sorted(grouped)
+    counts = sorted({r["autonomous_episodes"] for r in rounds if r.get("autonomous_episodes")})
+    lines = [f"| seed | {' | '.join(methods)} |", "|---" * (len(methods) + 1) + "|"]
+    for seed in sorted({r["seed"] for r in rounds}):
+        cells = []
+        for method in methods:
+            by_round = {i: e for i, entries in grouped[method].items() for e in entries
+                        if e["seed"] == seed}
+            cells.append(", ".join(str(by_round[i]["autonomous_successes"])
+                                   if by_round[i].get("autonomous_episodes") else "-"
+                                   for i in sorted(by_round)) or "-")
+        lines.append(f"| {seed} | {' | '.join(cells)} |")
+    of = "/".join(map(str, counts))
+    return (f"No-operator successes of {of} per seed: the base, then after each training "
+            f"round.\n\n" + "\n".join(lines))
 
 
 def autonomous_rates(entries: list[dict[str, Any]]) -> list[float]:
