@@ -24,6 +24,9 @@ DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 # The executable as docs spell it: on PATH (ROS installs) or in the project's venv.
 EXECUTABLE = re.compile(r"^(?:\S*/)?aloe-ros$")
 ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
+# The CLI as a module under a launcher: `torchrun ... -m aloe_ros.cli`, `python -m aloe_ros.cli`.
+MODULE_CALL = re.compile(r"^(?:\S*/)?(?:torchrun|python3?)\s(?:.*\s)?-m aloe_ros\.cli(?=\s|$)")
+SEPARATORS = (";", "&&", "|")
 
 
 @dataclass
@@ -82,9 +85,9 @@ def kept_statement(text: str) -> str | None:
     prefix = 0
     while prefix < len(words) and ASSIGNMENT.match(words[prefix]):
         prefix += 1
-    if prefix == len(words):
-        return text if not any(sep in text for sep in (";", "&&", "|")) else None
-    if EXECUTABLE.match(words[prefix]) and not any(sep in text for sep in (";", "&&", "|")):
+    if any(sep in text for sep in SEPARATORS):
+        return None
+    if prefix == len(words) or EXECUTABLE.match(words[prefix]) or MODULE_CALL.match(text):
         return text
     return None
 
@@ -113,9 +116,13 @@ def expand(commands: list[DocCommand], tmp_path: Path) -> list[tuple[DocCommand,
             if all(ASSIGNMENT.match(w) for w in words):
                 script.append(command.text)
                 continue
-            # Swap the executable's word for the recorder; keep the rest verbatim for bash.
-            executable = next(w for w in words if EXECUTABLE.match(w))
-            script.append(command.text.replace(executable, "__aloe_ros", 1))
+            # Swap the executable (or launcher and module) for the recorder; keep the rest
+            # verbatim for bash.
+            if MODULE_CALL.match(command.text):
+                script.append(MODULE_CALL.sub("__aloe_ros", command.text, count=1))
+            else:
+                executable = next(w for w in words if EXECUTABLE.match(w))
+                script.append(command.text.replace(executable, "__aloe_ros", 1))
             calls.append(command)
         result = subprocess.run(["bash", "-c", "\n".join(script)], capture_output=True,
                                 text=True, cwd=tmp_path, timeout=60)
@@ -136,6 +143,7 @@ def test_docs_have_commands() -> None:
     # Guards the extraction: an empty list would make the parse test pass vacuously.
     assert len(COMMANDS) >= 50
     assert {c.file for c in COMMANDS} >= {"README.md", "docs/learning_bench.md"}
+    assert any(c.text.startswith("torchrun") for c in COMMANDS)
 
 
 def test_every_doc_command_parses(tmp_path: Path) -> None:
@@ -154,6 +162,13 @@ def test_a_bad_flag_is_caught(tmp_path: Path) -> None:
     ((command, argv),) = expand([bad], tmp_path)
     with pytest.raises(SystemExit):
         build_parser().parse_args(argv)
+
+
+def test_a_module_call_under_a_launcher_is_checked(tmp_path: Path) -> None:
+    call = DocCommand("x.md", 1, "torchrun --nproc_per_node 2 -m aloe_ros.cli train d --out o")
+    assert kept_statement(call.text) is not None
+    assert expand([call], tmp_path)[0][1] == ["train", "d", "--out", "o"]
+    assert kept_statement("python -m pytest test -q") is None
 
 
 def test_a_bash_substitution_error_is_caught(tmp_path: Path) -> None:
