@@ -93,16 +93,18 @@ def merge_runs(runs: list[Path], labels: dict[Path, str] | None = None) -> Merge
         found = load_rounds(run)
         if not found:
             raise ReportError(f"{run}: no finished rounds")
+        # Row name -> the method whose plan settings it ran with.
+        ran_as = {m: m for m in sorted({r["method"] for r in found})}
         label = labels.get(run)
         if label is not None:
-            if len({r["method"] for r in found}) > 1:
+            if len(ran_as) > 1:
                 raise ReportError(f"{run}: a label names one method's rows; this run has "
-                                  f"{', '.join(sorted({r['method'] for r in found}))}")
-            found = [{**r, "method": label, "base_method": r["method"]} for r in found]
-        methods = sorted({r["method"] for r in found})
+                                  f"{', '.join(ran_as)}")
+            ran_as = {label: found[0]["method"]}
+            found = [{**r, "method": label} for r in found]
+        methods = sorted(ran_as)
         for method in methods:
-            wanted = _settings(plan, next(r.get("base_method", method) for r in found
-                                          if r["method"] == method))
+            wanted = _settings(plan, ran_as[method])
             first = settings.setdefault(method, (run, wanted))
             if first[1] != wanted:
                 differ = sorted(k for k in set(wanted) | set(first[1])
