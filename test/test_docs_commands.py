@@ -29,11 +29,25 @@ MODULE_CALL = re.compile(r"^(?:\S*/)?(?:torchrun|python3?)\s(?:.*\s)?-m aloe_ros
 SEPARATORS = (";", "&&", "|")
 
 
+RECORDER = "__aloe_ros"
+
+
 @dataclass
 class DocCommand:
     file: str
     line: int
-    text: str
+    text: str     # as the doc writes it
+    script: str   # as the test's bash runs it: see as_recorded
+
+    @property
+    def is_call(self) -> bool:
+        return self.script != self.text
+
+
+def doc_command(file: str, line: int, text: str) -> DocCommand:
+    script = as_recorded(text)
+    assert script is not None, f"{file}:{line}: not a kept statement: {text}"
+    return DocCommand(file, line, text, script)
 
 
 def bash_blocks(path: Path) -> list[tuple[int, list[str]]]:
@@ -75,8 +89,9 @@ def logical_lines(start: int, lines: list[str]) -> list[tuple[int, str]]:
     return joined
 
 
-def kept_statement(text: str) -> str | None:
-    """An assignment or an aloe-ros call (with optional VAR=value prefixes), else None."""
+def as_recorded(text: str) -> str | None:
+    """An assignment as written; an aloe-ros call (optional VAR=value prefixes) with the
+    recorder in place of the executable, or of launcher and module; None for anything else."""
     words = shlex.split(text, comments=True)
     if not words:
         return None
@@ -87,8 +102,12 @@ def kept_statement(text: str) -> str | None:
         prefix += 1
     if any(sep in text for sep in SEPARATORS):
         return None
-    if prefix == len(words) or EXECUTABLE.match(words[prefix]) or MODULE_CALL.match(text):
+    if prefix == len(words):
         return text
+    if MODULE_CALL.match(text):
+        return MODULE_CALL.sub(RECORDER, text, count=1)
+    if EXECUTABLE.match(words[prefix]):
+        return text.replace(words[prefix], RECORDER, 1)
     return None
 
 
@@ -97,8 +116,9 @@ def doc_commands() -> list[DocCommand]:
     for path in DOCS:
         for start, lines in bash_blocks(path):
             for number, text in logical_lines(start, lines):
-                if kept_statement(text) is not None:
-                    commands.append(DocCommand(path.relative_to(ROOT).as_posix(), number, text))
+                if as_recorded(text) is not None:
+                    commands.append(doc_command(path.relative_to(ROOT).as_posix(), number,
+                                                text))
     return commands
 
 
@@ -109,21 +129,9 @@ def expand(commands: list[DocCommand], tmp_path: Path) -> list[tuple[DocCommand,
     for command in commands:
         by_file.setdefault(command.file, []).append(command)
     for file, file_commands in by_file.items():
-        script = ["set -u", "__aloe_ros() { printf '%s\\0' \"$@\"; printf '\\1'; }"]
-        calls: list[DocCommand] = []
-        for command in file_commands:
-            words = shlex.split(command.text, comments=True)
-            if all(ASSIGNMENT.match(w) for w in words):
-                script.append(command.text)
-                continue
-            # Swap the executable (or launcher and module) for the recorder; keep the rest
-            # verbatim for bash.
-            if MODULE_CALL.match(command.text):
-                script.append(MODULE_CALL.sub("__aloe_ros", command.text, count=1))
-            else:
-                executable = next(w for w in words if EXECUTABLE.match(w))
-                script.append(command.text.replace(executable, "__aloe_ros", 1))
-            calls.append(command)
+        script = ["set -u", RECORDER + "() { printf '%s\\0' \"$@\"; printf '\\1'; }",
+                  *(command.script for command in file_commands)]
+        calls = [command for command in file_commands if command.is_call]
         result = subprocess.run(["bash", "-c", "\n".join(script)], capture_output=True,
                                 text=True, cwd=tmp_path, timeout=60)
         outputs = result.stdout.split("\1")[:-1]   # one record per call, each argv + NUL
@@ -158,22 +166,21 @@ def test_every_doc_command_parses(tmp_path: Path) -> None:
 
 
 def test_a_bad_flag_is_caught(tmp_path: Path) -> None:
-    bad = DocCommand("x.md", 1, ".venv/bin/aloe-ros bench learning --no-such-flag --out d")
+    bad = doc_command("x.md", 1, ".venv/bin/aloe-ros bench learning --no-such-flag --out d")
     ((command, argv),) = expand([bad], tmp_path)
     with pytest.raises(SystemExit):
         build_parser().parse_args(argv)
 
 
 def test_a_module_call_under_a_launcher_is_checked(tmp_path: Path) -> None:
-    call = DocCommand("x.md", 1, "torchrun --nproc_per_node 2 -m aloe_ros.cli train d --out o")
-    assert kept_statement(call.text) is not None
+    call = doc_command("x.md", 1, "torchrun --nproc_per_node 2 -m aloe_ros.cli train d --out o")
     assert expand([call], tmp_path)[0][1] == ["train", "d", "--out", "o"]
-    assert kept_statement("python -m pytest test -q") is None
+    assert as_recorded("python -m pytest test -q") is None
 
 
 def test_a_bash_substitution_error_is_caught(tmp_path: Path) -> None:
-    bad = [DocCommand("x.md", 1, 'COMMON="--rounds 3"'),
-           DocCommand("x.md", 2, "aloe-ros bench learning ${{COMMON/3/5}} --out d")]
+    bad = [doc_command("x.md", 1, 'COMMON="--rounds 3"'),
+           doc_command("x.md", 2, "aloe-ros bench learning ${{COMMON/3/5}} --out d")]
     with pytest.raises(AssertionError, match="could not expand"):
         expand(bad, tmp_path)
 
