@@ -358,6 +358,10 @@ class LearningConfig:
     value_samples: int = 4
     advantage_beta: float = 1.0
     advantage_clip: float = 5.0
+    # "none": Adv as is (the paper); "value": Adv / max(|V(o)|, advantage_value_floor), the
+    # fractional gain over the policy's value (learning/equations.py: scale_advantage).
+    advantage_scale: Literal["none", "value"] = "none"
+    advantage_value_floor: float = 0.01
     batch_size: int = 256
     critic_lr: float = 3.0e-4
     actor_lr: float = 1.0e-4
@@ -402,6 +406,9 @@ class LearningConfig:
                     "critic_image_size", "checkpoint_every_updates"):
             if getattr(self, key) < 1:
                 raise ConfigError(key, f"must be >= 1, got {getattr(self, key)}")
+        if self.advantage_value_floor <= 0:
+            raise ConfigError("advantage_value_floor",
+                              f"must be > 0, got {self.advantage_value_floor}")
         if self.advantage_clip <= 0:
             raise ConfigError("advantage_clip", f"must be > 0, got {self.advantage_clip}")
         for key in ("critic_lr", "actor_lr", "grad_clip_norm"):

@@ -17,6 +17,7 @@ from aloe_ros.learning.equations import (
     chunked_td_target,
     critic_td_loss,
     polyak_update,
+    scale_advantage,
     state_value,
 )
 from aloe_ros.policies.base import ObservationBatch
@@ -124,6 +125,22 @@ def test_advantage_weights_clip_and_detach() -> None:
     w = advantage_weights(adv, beta=2.0, clip=3.0)
     assert w.tolist() == pytest.approx([1.0, math.exp(0.5), math.exp(3.0), math.exp(-3.0)])
     assert not w.requires_grad
+
+
+def test_scale_advantage_divides_by_the_value_with_a_floor() -> None:
+    adv = torch.tensor([0.1, -0.1, 0.001, 0.5])
+    value = torch.tensor([0.5, -0.2, 0.001, 0.0], requires_grad=True)
+    assert torch.equal(scale_advantage(adv, value, "none", 0.01), adv)
+    scaled = scale_advantage(adv, value, "value", 0.01)
+    # |V| for a negative critic output; V under the floor counts as the floor.
+    assert scaled.tolist() == pytest.approx([0.2, -0.5, 0.1, 50.0])
+    assert not scaled.requires_grad
+    # Saving 25 steps at gamma 0.99 is the same relative gain far from and near the goal.
+    gain = 0.99 ** -25 - 1
+    for steps_to_go in (30, 300):
+        v = torch.tensor([0.99 ** steps_to_go])
+        q = v * 0.99 ** -25
+        assert scale_advantage(q - v, v, "value", 1e-6).item() == pytest.approx(gain, rel=1e-4)
 
 
 def test_critic_loss_averages_heads() -> None:

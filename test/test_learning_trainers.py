@@ -117,6 +117,38 @@ def test_critic_warmup_leaves_the_actor_alone() -> None:
     assert "losses/actor" in trainer.update(batch)
 
 
+@pytest.mark.parametrize("scale", ["none", "value"])
+def test_actor_weights_follow_the_advantage_scale(scale: str) -> None:
+    cfg = learning(advantage_scale=scale, advantage_value_floor=1e-3, advantage_beta=0.5,
+                   advantage_clip=50.0)
+    actor = ConstantPolicy(chunk_horizon=4, action_dim=2, value=0.0)  # V(o) deterministic
+    trainer = AloeTrainer(actor, tiny_critic(cfg), cfg)
+    batch = filled_replay().sample(8, np.random.default_rng(0))
+    trainer.update(batch)
+    assert actor.last_weights is not None
+    # The actor step leaves the critic alone: evaluate() sees what the weights were made from.
+    evaluation = trainer.evaluate(batch)
+    adv, value = evaluation["advantage"], evaluation["value"]
+    assert float(adv.abs().max()) > 0
+    scaled = adv / value.abs().clamp(min=1e-3) if scale == "value" else adv
+    assert actor.last_weights.cpu() == pytest.approx(torch.exp(scaled / 0.5), rel=1e-4)
+
+
+def test_awr_mc_weights_scale_by_its_monte_carlo_value() -> None:
+    cfg = learning(advantage_scale="value", advantage_value_floor=1e-3, advantage_beta=1.0,
+                   advantage_clip=50.0)
+    torch.manual_seed(0)
+    actor = ConstantPolicy()
+    trainer = AwrMcTrainer(actor, ValueNetwork(["top"], 2, width=32, image_size=8), cfg)
+    batch = filled_replay().sample(8, np.random.default_rng(0))
+    trainer.update(batch)
+    evaluation = trainer.evaluate(batch)      # the value net after its step, as update used
+    expected = torch.exp(evaluation["advantage"]
+                         / evaluation["value"].abs().clamp(min=1e-3))
+    assert actor.last_weights is not None
+    assert actor.last_weights.cpu() == pytest.approx(expected, rel=1e-4)
+
+
 def test_td1_runs_on_one_step_chunks() -> None:
     cfg = learning()
     trainer = AloeTrainer(ConstantPolicy(), tiny_critic(cfg, chunk=1), cfg, method="td1")

@@ -29,6 +29,7 @@ from aloe_ros.learning.equations import (
     chunked_td_target,
     critic_td_loss,
     polyak_update,
+    scale_advantage,
     state_value,
 )
 from aloe_ros.learning.trainer_base import GradientSync, TrainerBase, weight_shares
@@ -88,7 +89,8 @@ class AloeTrainer(TrainerBase):
                                                     batch.action_mask))
             value = self._state_value(batch)
             adv = advantage(q_agg, value)
-            weights = advantage_weights(adv, cfg.advantage_beta, cfg.advantage_clip)
+            scaled = scale_advantage(adv, value, cfg.advantage_scale, cfg.advantage_value_floor)
+            weights = advantage_weights(scaled, cfg.advantage_beta, cfg.advantage_clip)
             stats.update({
                 "losses/actor": self.actor_update(batch, weights),
                 "charts/value": float(value.mean()), "charts/advantage": float(adv.mean()),

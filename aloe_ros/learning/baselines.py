@@ -20,7 +20,7 @@ import torch
 from aloe_ros.config import LearningConfig
 from aloe_ros.learning.batch import TransitionBatch
 from aloe_ros.learning.critic import ValueNetwork
-from aloe_ros.learning.equations import advantage_weights
+from aloe_ros.learning.equations import advantage_weights, scale_advantage
 from aloe_ros.learning.trainer_base import GradientSync, TrainerBase, weight_shares
 from aloe_ros.policies.base import TrainableChunkPolicy
 
@@ -100,8 +100,10 @@ class AwrMcTrainer(TrainerBase):
         stats = {"losses/value": float(value_loss.detach()),
                  "charts/value": float(value.detach().mean())}
         if self.step >= cfg.critic_warmup_updates:
-            adv = self._advantage(batch)
-            weights = advantage_weights(adv, cfg.advantage_beta, cfg.advantage_clip)
+            adv, current_value = self._advantage(batch)
+            scaled = scale_advantage(adv, current_value, cfg.advantage_scale,
+                                     cfg.advantage_value_floor)
+            weights = advantage_weights(scaled, cfg.advantage_beta, cfg.advantage_clip)
             stats.update({"losses/actor": self.actor_update(batch, weights),
                           "charts/advantage": float(adv.mean()),
                           "charts/weight_mean": float(weights.mean()),
@@ -109,17 +111,17 @@ class AwrMcTrainer(TrainerBase):
         self.step += 1
         return stats
 
-    def _advantage(self, batch: TransitionBatch) -> torch.Tensor:
+    def _advantage(self, batch: TransitionBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        """(Adv, V(o)) from the value net as it is now, no grad."""
         with torch.no_grad():
-            return n_step_advantage(batch.reward, batch.discount, batch.done,
-                                    self.value_net(batch.observation),
-                                    self.value_net(batch.next_observation))
+            value = self.value_net(batch.observation)
+            adv = n_step_advantage(batch.reward, batch.discount, batch.done, value,
+                                   self.value_net(batch.next_observation))
+        return adv, value
 
     def evaluate(self, batch: TransitionBatch) -> dict[str, torch.Tensor]:
         batch = batch.to(self.device)
-        with torch.no_grad():
-            value = self.value_net(batch.observation)
-            adv = self._advantage(batch)
+        adv, value = self._advantage(batch)
         q = (value + adv).cpu()
         return {"q_mean": q, "q_std": torch.zeros_like(q), "q_aggregated": q,
                 "value": value.cpu(), "advantage": adv.cpu()}
