@@ -9,6 +9,7 @@ A renamed flag, a typo or a substitution bash rejects fails here, naming file an
 
 from __future__ import annotations
 
+import argparse
 import re
 import shlex
 import subprocess
@@ -154,8 +155,22 @@ def test_docs_have_commands() -> None:
     assert any(c.text.startswith("torchrun") for c in COMMANDS)
 
 
+def without_abbreviations(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The parser and every subcommand's, refusing prefixes of long flags.
+
+    argparse accepts a unique prefix (``--batch`` for ``--batch-size``); a doc that relies on
+    one breaks once another flag shares the prefix, so docs spell flags in full.
+    """
+    parser.allow_abbrev = False
+    for action in parser._actions:   # no public API lists subparsers
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                without_abbreviations(child)
+    return parser
+
+
 def test_every_doc_command_parses(tmp_path: Path) -> None:
-    parser = build_parser()
+    parser = without_abbreviations(build_parser())
     failures = []
     for command, argv in expand(COMMANDS, tmp_path):
         try:
@@ -170,6 +185,15 @@ def test_a_bad_flag_is_caught(tmp_path: Path) -> None:
     ((command, argv),) = expand([bad], tmp_path)
     with pytest.raises(SystemExit):
         build_parser().parse_args(argv)
+
+
+def test_an_abbreviated_flag_is_caught(tmp_path: Path) -> None:
+    short = doc_command("x.md", 1, "aloe-ros bench learning --task pack_phone --method aloe "
+                                   "--rounds 1 --episodes-per-round 1 --batch 8 --out d")
+    ((command, argv),) = expand([short], tmp_path)
+    assert build_parser().parse_args(argv).batch_size == 8        # argparse alone takes it
+    with pytest.raises(SystemExit):
+        without_abbreviations(build_parser()).parse_args(argv)
 
 
 def test_a_module_call_under_a_launcher_is_checked(tmp_path: Path) -> None:
