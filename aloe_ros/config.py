@@ -406,12 +406,8 @@ class LearningConfig:
                     "critic_image_size", "checkpoint_every_updates"):
             if getattr(self, key) < 1:
                 raise ConfigError(key, f"must be >= 1, got {getattr(self, key)}")
-        if self.advantage_value_floor <= 0:
-            raise ConfigError("advantage_value_floor",
-                              f"must be > 0, got {self.advantage_value_floor}")
-        if self.advantage_clip <= 0:
-            raise ConfigError("advantage_clip", f"must be > 0, got {self.advantage_clip}")
-        for key in ("critic_lr", "actor_lr", "grad_clip_norm"):
+        for key in ("advantage_value_floor", "advantage_clip", "critic_lr", "actor_lr",
+                    "grad_clip_norm"):
             if getattr(self, key) <= 0:
                 raise ConfigError(key, f"must be > 0, got {getattr(self, key)}")
         if self.transition_stride < 0:
