@@ -362,6 +362,9 @@ class LearningConfig:
     # fractional gain over the policy's value (learning/equations.py: scale_advantage).
     advantage_scale: Literal["none", "value"] = "none"
     advantage_value_floor: float = 0.01
+    # > 0 (not the paper's; RLIF-style): a policy chunk that runs into a takeover ends there
+    # and earns -takeover_penalty, so the critic sees the failure the human's rescue hides.
+    takeover_penalty: float = 0.0
     batch_size: int = 256
     critic_lr: float = 3.0e-4
     actor_lr: float = 1.0e-4
@@ -410,6 +413,8 @@ class LearningConfig:
                     "grad_clip_norm"):
             if getattr(self, key) <= 0:
                 raise ConfigError(key, f"must be > 0, got {getattr(self, key)}")
+        if self.takeover_penalty < 0:
+            raise ConfigError("takeover_penalty", f"must be >= 0, got {self.takeover_penalty}")
         if self.transition_stride < 0:
             raise ConfigError("transition_stride",
                               f"must be >= 0, got {self.transition_stride}")

@@ -116,6 +116,18 @@ def test_transition_stride_is_checked_and_reaches_the_replay(tmp_path: Path) -> 
     assert replay_spec(load_task_config("pack_phone")).stride == 0
 
 
+def test_takeover_penalty_is_checked_and_reaches_the_replay(tmp_path: Path) -> None:
+    from aloe_ros.learning.factory import build_replay, replay_spec
+
+    path = write_task_config(tmp_path, overrides={"learning": {"takeover_penalty": -1.0}})
+    with pytest.raises(ConfigError, match="must be >= 0") as info:
+        load_task_config(path)
+    assert info.value.key_path == "learning.takeover_penalty"
+    path = write_task_config(tmp_path, overrides={"learning": {"takeover_penalty": 0.5}})
+    assert build_replay(load_task_config(path)).spec.takeover_penalty == 0.5
+    assert replay_spec(load_task_config("pack_phone")).takeover_penalty == 0.0   # the paper's
+
+
 def test_unknown_task_lists_the_available_ones() -> None:
     with pytest.raises(ConfigError) as info:
         load_task_config("pack_sandwich")

@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 from learning_doubles import make_episode
 
-from aloe_ros.learning.replay import ChunkReplay, ReplayError, ReplaySpec, monte_carlo_returns
+from aloe_ros.learning.replay import (
+    ChunkReplay,
+    ReplayError,
+    ReplaySpec,
+    episode_returns,
+    monte_carlo_returns,
+)
 
 SPEC = ReplaySpec(critic_chunk=3, actor_horizon=4, gamma=0.9)
 RATIOS = {"demo": 0.5, "intervention": 0.5, "online": 0.0, "historical": 0.0}
@@ -18,6 +24,48 @@ def replay(**kwargs) -> ChunkReplay:  # type: ignore[no-untyped-def]
 
 def test_monte_carlo_returns() -> None:
     assert monte_carlo_returns(np.array([0, 0, 1.0]), 0.5).tolist() == [0.25, 0.5, 1.0]
+
+
+def test_takeover_penalty_ends_the_policy_run_at_a_takeover() -> None:
+    # Steps 0-3 policy, 4-6 human (a takeover at 4), 7-9 policy; success at the end.
+    human = [False] * 4 + [True] * 3 + [False] * 3
+    spec = ReplaySpec(critic_chunk=3, actor_horizon=4, gamma=0.9, stride=1, takeover_penalty=2.0)
+    penalised = ChunkReplay(spec, RATIOS)
+    penalised.add_episode(make_episode(10, human=human))
+    batch = penalised.episode_batch(0)
+    # Chunks at 1, 2 and 3 run into the takeover: -2 on their last policy step (step 3), then
+    # terminal. Chunk 0 ends at 3 and bootstraps as before; the human and the policy after the
+    # handback are untouched.
+    assert batch.reward.tolist() == pytest.approx([0, -2 * 0.9 ** 2, -2 * 0.9, -2,
+                                                   0, 0, 0, 0.9 ** 2, 0.9, 1])
+    assert batch.done.tolist() == [0, 1, 1, 1, 0, 0, 0, 1, 1, 1]
+    assert batch.discount[:4].tolist() == pytest.approx([0.9 ** 3, 0, 0, 0])
+    # Monte-Carlo returns stop there too: the policy's run is over at the takeover.
+    assert batch.mc_return.tolist() == pytest.approx([-2 * 0.9 ** 3, -2 * 0.9 ** 2, -2 * 0.9,
+                                                      -2, 0.9 ** 5, 0.9 ** 4, 0.9 ** 3,
+                                                      0.9 ** 2, 0.9, 1])
+    # Without the penalty (the default) nothing changes at a takeover.
+    plain = ChunkReplay(ReplaySpec(critic_chunk=3, actor_horizon=4, gamma=0.9, stride=1),
+                        RATIOS)
+    plain.add_episode(make_episode(10, human=human))
+    assert plain.episode_batch(0).done[:4].tolist() == [0, 0, 0, 0]
+    assert plain.episode_batch(0).mc_return[0].item() == pytest.approx(0.9 ** 9)
+    # A demo (all human) and a takeover-free episode have no takeover to penalise.
+    demo = make_episode(6, human=[True] * 6, source="demo")
+    assert episode_returns(demo, 0.9, 2.0).tolist() == pytest.approx(
+        monte_carlo_returns(demo.rewards, 0.9).tolist())
+
+
+def test_a_saved_replay_keeps_its_takeover_penalty(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    spec = ReplaySpec(critic_chunk=3, actor_horizon=4, gamma=0.9, takeover_penalty=1.0)
+    buffer = ChunkReplay(spec, RATIOS)
+    buffer.add_episode(make_episode(10, human=[False] * 4 + [True] * 6))
+    buffer.save(tmp_path)
+    loaded = ChunkReplay.load(tmp_path, RATIOS)
+    assert loaded.spec == spec
+    # rows cut with another penalty would mix rewards: refused, naming the key
+    with pytest.raises(ReplayError, match="learning.takeover_penalty"):
+        loaded.adopt_spec(SPEC)
 
 
 def test_stride_starts_overlapping_chunks_that_never_mix_actors() -> None:

@@ -68,6 +68,26 @@ def test_critic_shapes_and_heads_differ() -> None:
     assert many.shape == (3, 5, 4)
 
 
+def test_aloe_critic_sees_the_takeover_penalty() -> None:
+    """Policy steps 0-2, then a human takes over and succeeds. With the penalty the policy's
+    chunk is terminal at -1 * 0.9^2; without it, it bootstraps through the rescue instead."""
+    q_policy = {}
+    for penalty in (0.0, 1.0):
+        cfg = learning(tau=0.05)
+        trainer = AloeTrainer(ConstantPolicy(chunk_horizon=4, action_dim=2, value=0.0),
+                              tiny_critic(cfg), cfg)
+        buffer = ChunkReplay(ReplaySpec(critic_chunk=3, actor_horizon=4, gamma=0.9,
+                                        takeover_penalty=penalty), RATIOS)
+        buffer.add_episode(make_episode(9, success=True, human=[False] * 3 + [True] * 6))
+        batch = buffer.episode_batch(0)
+        assert batch.source[0] == "online" and batch.done[0].item() == float(penalty > 0)
+        for _ in range(200):
+            trainer.update(batch)
+        q_policy[penalty] = trainer.evaluate(batch)["q_mean"][0].item()
+    assert q_policy[1.0] == pytest.approx(-0.81, abs=0.15)
+    assert q_policy[0.0] > q_policy[1.0] + 0.4
+
+
 def test_aloe_update_fits_terminal_rewards_and_weights_the_actor() -> None:
     cfg = learning(tau=0.05)
     actor = ConstantPolicy(chunk_horizon=4, action_dim=2, value=0.0)

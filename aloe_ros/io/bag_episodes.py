@@ -407,5 +407,6 @@ def bag_transitions(bags: Iterable[Path | str], config: TaskFile | None = None, 
                 transitions += episode_to_transitions(
                     episode, chunk_length=task_config.policy.chunk_horizon,
                     execute_horizon=task_config.policy.execute_horizon,
-                    gamma=task_config.learning.gamma, current_version=current_version)
+                    gamma=task_config.learning.gamma, current_version=current_version,
+                    takeover_penalty=task_config.learning.takeover_penalty)
     return transitions

@@ -12,6 +12,12 @@ Chunks start where the previous one ended (the robot's own chunk boundaries). Wi
 s > 0 a chunk starts every s steps instead (overlapping chunks): each is still a true
 transition (the actions executed from o_t for k steps, their reward, o_{t+k}), and the learner
 sees every s-th observation instead of one per chunk, as behaviour cloning does.
+
+A takeover censors the policy's rollout: what it would have done next is never seen, and a
+critic that bootstraps through the human's rescue learns that the stalling policy succeeds.
+With ``takeover_penalty`` p > 0 (RLIF-style, off by default) a policy chunk that runs into a
+takeover ends there: its last policy step earns -p and the chunk is terminal (done, nothing to
+bootstrap from). The human's steps after it are transitions of their own, as before.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from aloe_ros.io.episodes import Episode
 from aloe_ros.policies.base import Observation
 
 __all__ = ["ChunkTransition", "chunk_boundaries", "chunk_spans", "episode_to_transitions",
-           "same_control_end", "step_source"]
+           "same_control_end", "step_source", "takeover_steps"]
 
 
 @dataclass
@@ -92,6 +98,13 @@ def same_control_end(episode: Episode, start: int, horizon: int) -> int:
     return start + int(changed[0]) if changed.size else end
 
 
+def takeover_steps(episode: Episode) -> np.ndarray:
+    """Steps where a human took control from the policy: the first human step after a policy
+    step (demos, all human, have none)."""
+    human = np.asarray(episode.human, dtype=bool)
+    return np.flatnonzero(human[1:] & ~human[:-1]) + 1
+
+
 def _observation(episode: Episode, step: int) -> Observation:
     return Observation(images={name: frames[step] for name, frames in episode.images.items()},
                        state=episode.states[step], task=episode.task,
@@ -99,13 +112,16 @@ def _observation(episode: Episode, step: int) -> Observation:
 
 
 def episode_to_transitions(episode: Episode, *, chunk_length: int, execute_horizon: int,
-                           gamma: float, current_version: str | None = None, stride: int = 0
-                           ) -> list[ChunkTransition]:
+                           gamma: float, current_version: str | None = None, stride: int = 0,
+                           takeover_penalty: float = 0.0) -> list[ChunkTransition]:
     """Cut one episode into chunk transitions (see module docstring)."""
     if not 1 <= execute_horizon <= chunk_length:
         raise ValueError(f"execute_horizon {execute_horizon} must be in [1, {chunk_length}]")
+    if takeover_penalty < 0:
+        raise ValueError(f"takeover_penalty must be >= 0, got {takeover_penalty}")
     transitions = []
     steps = len(episode)
+    taken_over = set(takeover_steps(episode).tolist()) if takeover_penalty > 0 else set()
     for start, end in chunk_spans(episode, execute_horizon, stride):
         k = end - start
         executed = episode.actions[start:end].astype(np.float32)
@@ -113,6 +129,9 @@ def episode_to_transitions(episode: Episode, *, chunk_length: int, execute_horiz
         discounts = gamma ** np.arange(k)
         reward = float(np.sum(discounts * episode.rewards[start:end]))
         done = episode.done and end == steps
+        if end in taken_over:  # a policy chunk cut by a takeover (chunks never mix actors)
+            reward -= takeover_penalty * float(gamma ** (k - 1))
+            done = True
         next_step = min(end, steps - 1)
         transitions.append(ChunkTransition(
             episode_id=episode.episode_id, start=start,

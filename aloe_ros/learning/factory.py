@@ -22,7 +22,8 @@ def replay_spec(config: TaskFile) -> ReplaySpec:
     """Critic chunks are the executed part of a policy chunk; 1-step TD uses one-step chunks."""
     critic_chunk = 1 if config.learning.method == "td1" else config.policy.execute_horizon
     return ReplaySpec(critic_chunk=critic_chunk, actor_horizon=config.policy.chunk_horizon,
-                      gamma=config.learning.gamma, stride=config.learning.transition_stride)
+                      gamma=config.learning.gamma, stride=config.learning.transition_stride,
+                      takeover_penalty=config.learning.takeover_penalty)
 
 
 def build_replay(config: TaskFile) -> ChunkReplay:

@@ -26,18 +26,20 @@ import numpy as np
 import torch
 
 from aloe_ros.io.episodes import SOURCES, Episode
-from aloe_ros.io.transitions import episode_to_transitions, same_control_end
+from aloe_ros.io.transitions import episode_to_transitions, same_control_end, takeover_steps
 from aloe_ros.learning.batch import TransitionBatch
 from aloe_ros.policies.base import ObservationBatch
 
-__all__ = ["ChunkReplay", "ReplayError", "ReplaySpec", "monte_carlo_returns"]
+__all__ = ["ChunkReplay", "ReplayError", "ReplaySpec", "episode_returns",
+           "monte_carlo_returns"]
 
 log = logging.getLogger(__name__)
 INDEX_VERSION = 1
 # ReplaySpec fields a saved replay must share with the config it resumes under, and the
 # YAML key each comes from (the stride may change: see ChunkReplay.adopt_spec).
 SPEC_KEYS = {"critic_chunk": "policy.execute_horizon (1 with learning.method td1)",
-             "actor_horizon": "policy.chunk_horizon", "gamma": "learning.gamma"}
+             "actor_horizon": "policy.chunk_horizon", "gamma": "learning.gamma",
+             "takeover_penalty": "learning.takeover_penalty"}
 
 
 class ReplayError(ValueError):
@@ -52,16 +54,34 @@ class ReplaySpec:
     actor_horizon: int     # chunk_horizon of the actor's target chunks
     gamma: float
     stride: int = 0        # a transition every `stride` steps (0: at the chunk boundaries)
+    # > 0: a policy run that ends in a takeover ends there, with this penalty (io/transitions.py)
+    takeover_penalty: float = 0.0
 
 
-def monte_carlo_returns(rewards: np.ndarray, gamma: float) -> np.ndarray:
-    """G_t = sum_{i >= t} gamma^(i - t) r_i, computed backwards (no bootstrap at truncation)."""
+def monte_carlo_returns(rewards: np.ndarray, gamma: float,
+                        terminal: np.ndarray | None = None) -> np.ndarray:
+    """G_t = sum_{i >= t} gamma^(i - t) r_i, computed backwards (no bootstrap at truncation);
+    a step flagged in ``terminal`` ends its return there (G_t = r_t)."""
     returns = np.zeros(len(rewards), dtype=np.float32)
     running = 0.0
     for t in range(len(rewards) - 1, -1, -1):
+        if terminal is not None and terminal[t]:
+            running = 0.0
         running = float(rewards[t]) + gamma * running
         returns[t] = running
     return returns
+
+
+def episode_returns(episode: Episode, gamma: float, takeover_penalty: float = 0.0) -> np.ndarray:
+    """Monte-Carlo return of every step; with a takeover penalty, the policy's last step before
+    each takeover earns -penalty and ends the policy's return (as its chunk transitions do)."""
+    rewards = np.asarray(episode.rewards, dtype=np.float32).copy()
+    terminal = np.zeros(len(rewards), dtype=bool)
+    if takeover_penalty > 0:
+        last_policy_steps = takeover_steps(episode) - 1
+        rewards[last_policy_steps] -= takeover_penalty
+        terminal[last_policy_steps] = True
+    return monte_carlo_returns(rewards, gamma, terminal)
 
 
 @dataclass
@@ -107,7 +127,8 @@ class _Segment:
 def _segment_from_episode(episode: Episode, spec: ReplaySpec, serial: int) -> _Segment | None:
     transitions = episode_to_transitions(
         episode, chunk_length=spec.critic_chunk, execute_horizon=spec.critic_chunk,
-        gamma=spec.gamma, current_version=None, stride=spec.stride)
+        gamma=spec.gamma, current_version=None, stride=spec.stride,
+        takeover_penalty=spec.takeover_penalty)
     if not transitions:
         return None
     steps = len(episode)
@@ -126,7 +147,7 @@ def _segment_from_episode(episode: Episode, spec: ReplaySpec, serial: int) -> _S
         targets[i, :len(executed)] = executed
         targets[i, len(executed):] = executed[-1]
         target_mask[i, :len(executed)] = True
-    returns = monte_carlo_returns(np.asarray(episode.rewards, dtype=np.float32), spec.gamma)
+    returns = episode_returns(episode, spec.gamma, spec.takeover_penalty)
     kind = np.array([t.source if t.source in ("demo", "intervention") else "policy"
                      for t in transitions])
     return _Segment(
@@ -201,7 +222,8 @@ class ChunkReplay:
 
         Saved transitions stay as they were cut. A new stride only moves where new episodes'
         transitions start, and rows of either stride sample alike. Another critic chunk, actor
-        horizon or gamma would mix rows of other shapes or discounts, so those raise
+        horizon, gamma or takeover penalty would mix rows of other shapes, discounts or rewards,
+        so those raise
         ReplayError naming the YAML keys (the saved data is left untouched).
         """
         if wanted == self.spec:
@@ -347,7 +369,8 @@ class ChunkReplay:
             "version": INDEX_VERSION,
             "spec": {"critic_chunk": self.spec.critic_chunk,
                      "actor_horizon": self.spec.actor_horizon, "gamma": self.spec.gamma,
-                     "stride": self.spec.stride},
+                     "stride": self.spec.stride,
+                     "takeover_penalty": self.spec.takeover_penalty},
             "current_version": self.current_version, "next_serial": self._next_serial,
             "segments": [{"serial": s.serial, "episode_id": s.episode_id, "task": s.task,
                           "cameras": list(s.images), "transitions": len(s)}
