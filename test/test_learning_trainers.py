@@ -216,8 +216,10 @@ def test_dagger_weights_interventions_demos_and_successes() -> None:
 def test_weight_shares_split_the_batch_weight_by_source() -> None:
     weights = torch.tensor([1.0, 3.0, 0.0, 4.0])
     shares = weight_shares(weights, ["online", "intervention", "online", "intervention"])
+    # sources the batch did not draw are 0, not missing (means over updates stay shares)
     assert shares == {"charts/weight_share/online": pytest.approx(1 / 8),
-                      "charts/weight_share/intervention": pytest.approx(7 / 8)}
+                      "charts/weight_share/intervention": pytest.approx(7 / 8),
+                      "charts/weight_share/demo": 0.0, "charts/weight_share/historical": 0.0}
     assert weight_shares(torch.zeros(2), ["demo", "online"]) == {}
 
 
@@ -231,8 +233,9 @@ def test_updates_report_weight_shares() -> None:
     assert stats["charts/weight_share/online"] == 0.0
     cfg = learning()
     stats = AloeTrainer(ConstantPolicy(), tiny_critic(cfg), cfg).update(batch)
-    shares = [v for k, v in stats.items() if k.startswith("charts/weight_share/")]
-    assert len(shares) == 2 and sum(shares) == pytest.approx(1.0)
+    shares = {k: v for k, v in stats.items() if k.startswith("charts/weight_share/")}
+    assert len(shares) == 4 and sum(shares.values()) == pytest.approx(1.0)
+    assert shares["charts/weight_share/demo"] == shares["charts/weight_share/historical"] == 0
 
 
 def test_dagger_skips_batches_with_nothing_to_imitate() -> None:

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from aloe_ros.config import LearningConfig
+from aloe_ros.io.episodes import SOURCES
 from aloe_ros.learning.batch import TransitionBatch
 from aloe_ros.policies.base import TrainableChunkPolicy
 
@@ -27,14 +28,16 @@ GradientSync = Callable[[list[nn.Parameter]], None]
 def weight_shares(weights: torch.Tensor, sources: list[str]) -> dict[str, float]:
     """Each source's share of the batch's total actor-loss weight, as
     ``charts/weight_share/<source>``: set beside the sampling ratios, it says whether a method
-    up-weights the operator's takeovers or imitates everything alike. Empty when all are 0."""
+    up-weights the operator's takeovers or imitates everything alike. Every source is reported,
+    0 when the batch drew none of it, so a mean over updates is not taken over only the
+    batches that happened to sample a rare source. Empty when all weights are 0."""
     total = float(weights.sum())
     if total <= 0 or len(sources) != len(weights):
         return {}
     rows = weights.detach().cpu()
     return {f"charts/weight_share/{label}":
             float(rows[torch.tensor([s == label for s in sources])].sum()) / total
-            for label in dict.fromkeys(sources)}
+            for label in dict.fromkeys((*SOURCES, *sources))}
 
 
 @runtime_checkable
