@@ -7,6 +7,7 @@ and ``aloe-ros up`` pass it, plus ``sim`` and ``record_dir`` where they matter.
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import time
@@ -90,23 +91,29 @@ SPIN_POLL_S = 0.25
 
 
 class StopRequest:
-    """Set by SIGINT / SIGTERM. The handler never raises while the node spins: a
-    KeyboardInterrupt raised inside rclpy's message conversion surfaces as a bare RuntimeError
-    from ``take_message`` ("Unable to convert call argument"), which looked like a crash."""
+    """Set by SIGINT / SIGTERM; never raises.
 
-    def __init__(self) -> None:
+    While the node is being built (``building``: e.g. importing torch, loading a checkpoint) a
+    stop ends the process at once with exit code 0: the half-built node holds nothing to save,
+    and a KeyboardInterrupt raised inside a C extension's import (torch's pybind11 init) aborts
+    the process with SIGABRT, which supervisors rightly report as a crash. Once built, the stop
+    only sets ``requested``: the spin loop sees it within SPIN_POLL_S and closes the node (a
+    KeyboardInterrupt inside rclpy's message take surfaces as a bare RuntimeError, "Unable to
+    convert call argument", which looked like a crash too).
+    """
+
+    def __init__(self, exit_now: Callable[[int], Any] = os._exit) -> None:
         self.requested = False
-        self.spinning = False
+        self.building = False
+        self.exit_now = exit_now
 
     def __call__(self, signum: int, frame: Any) -> None:
         self.requested = True
-        if self.spinning:
-            return      # the spin loop sees the flag within SPIN_POLL_S and shuts down itself
-        # Still starting (e.g. importing torch): creating entities on a shut-down context fails,
-        # and Ctrl-C interrupts the import at once.
-        rclpy.try_shutdown()
-        if signum == signal.SIGINT:
-            raise KeyboardInterrupt
+        if self.building:
+            sys.stderr.write(f"[aloe_ros] {signal.Signals(signum).name} while starting: "
+                             "stopped before the node was up\n")
+            sys.stderr.flush()
+            self.exit_now(0)
 
 
 def spin_until_stopped(executor: Any, stop: StopRequest, log_error: Callable[[str], None], *,
@@ -156,22 +163,16 @@ def run_node(
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     node: Node | None = None
     try:
+        stop.building = True
         try:
             node = factory()
         except ConfigError as exc:
             print(f"[aloe_ros] configuration error: {exc}", file=sys.stderr)
             return 2
-        except KeyboardInterrupt:
-            return 0
-        except Exception:
-            # Stopped (SIGINT/SIGTERM) while still starting, e.g. during a slow torch import:
-            # creating publishers on the shut-down context fails. That is a stop, not a crash.
-            if stop.requested or not rclpy.ok():
-                return 0
-            raise
+        finally:
+            stop.building = False
         executor = MultiThreadedExecutor(threads) if threads > 1 else SingleThreadedExecutor()
         executor.add_node(node)
-        stop.spinning = True
         logger = node.get_logger()
         try:
             spin_until_stopped(executor, stop, lambda text: logger.error(text))
@@ -179,7 +180,6 @@ def run_node(
             executor.shutdown(timeout_sec=2.0)
         return 0
     finally:
-        stop.spinning = True        # no KeyboardInterrupt in the middle of closing
         if node is not None:
             close = getattr(node, "close", None)
             if callable(close):
