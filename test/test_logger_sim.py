@@ -28,7 +28,8 @@ STEPS, TAKEOVER_AT, HANDBACK_AT = 90, 30, 50
 def _drive_episode(ros_context: Any, config: Any) -> None:
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
-    from sensor_msgs.msg import Image, JointState
+    from sensor_msgs.msg import Image, JointState, Joy
+    from std_msgs.msg import Header
 
     from aloe_ros.msg import ActionChunk, EpisodeEvent, InterventionEvent, Status
     from aloe_ros.nodes.common import qos_profile
@@ -64,10 +65,21 @@ def _drive_episode(ros_context: Any, config: Any) -> None:
         assert spin_until(executor, lambda: bool(states) and all(frames.values()) and all(
             p.get_subscription_count() > 0 for p in every), 60.0), "graph did not come up"
         stamp = lambda: node.get_clock().now().to_msg()  # noqa: E731
+        home = np.array(config.robot.home_position)
+        # Our side seeing the logger's readers does not mean its readers have matched our
+        # writers yet: a START published in that gap is dropped (seen once in CI, the bag held
+        # only the SUCCESS). Wait until the logger has recorded one of our messages first: a
+        # Joy, which nothing in this graph acts on and no episode is made of.
+        joy_pub = node.create_publisher(Joy, topics.joy, qos_profile(config.qos.sensor))
+
+        def logger_hears_us() -> bool:
+            joy_pub.publish(Joy(header=Header(stamp=stamp())))
+            return written.get(f"written:{topics.joy}", 0) > 0
+
+        assert spin_until(executor, logger_hears_us, 60.0), "the logger never matched us"
         start = EpisodeEvent(kind=EpisodeEvent.START, task=config.task.name)
         start.header.stamp = stamp()
         episode_pub.publish(start)
-        home = np.array(config.robot.home_position)
         human = False
         next_tick = time.monotonic()
         for k in range(STEPS):
