@@ -61,11 +61,50 @@ def _start(tmp_path: Path, overrides: dict[str, Any] | None = None
     return load_task_config(config_path), command, record_dir
 
 
+def _warm_up(executor: Any, pubs: dict[str, tuple[Any, Any]], statuses: list[Any]
+             ) -> dict[str, int]:
+    """Publish each sample until the logger has written one, then let its counters settle;
+    return them (per topic), the count the test's own messages add to.
+
+    Our publisher seeing the logger's reader does not mean that reader has matched our writer
+    yet: a message published in that gap is dropped (the twin test in test_logger_sim lost an
+    episode START that way in CI). Only the logger's own counters say it hears us."""
+    last_publish = [0.0]
+
+    def every_topic_written() -> bool:
+        counters = _counters(statuses[-1]) if statuses else {}
+        pending = [t for t in pubs if counters.get(f"written:{t}", 0) == 0]
+        if pending and time.monotonic() - last_publish[0] > 0.2:
+            last_publish[0] = time.monotonic()
+            for topic in pending:
+                pub, msg = pubs[topic]
+                pub.publish(msg)
+        return not pending
+
+    assert spin_until(executor, every_topic_written, 60.0), \
+        f"the logger never wrote a message of every topic; last Status: {statuses[-1:]}"
+    # Settled: two Status messages in a row (one a second) with the same count for our topics
+    # (not the logger's own Status topic, which it records too).
+    seen: list[tuple[int, dict[str, int]]] = []
+
+    def settled() -> bool:
+        if statuses and (not seen or len(statuses) > seen[-1][0]):
+            counters = _counters(statuses[-1])
+            seen.append((len(statuses), {t: counters.get(f"written:{t}", 0) for t in pubs}))
+        return len(seen) >= 2 and seen[-1][1] == seen[-2][1]
+
+    assert spin_until(executor, settled, 30.0), "the logger's counters never settled"
+    return seen[-1][1]
+
+
 def _publish_all(ros_context: Any, config: Any, count: int, *,
                  status_seen: list[Any] | None = None,
-                 until: Callable[[dict[str, int]], bool] | None = None) -> dict[str, int]:
+                 until: Callable[[dict[str, int]], bool] | None = None,
+                 warm_up: bool = True) -> dict[str, int]:
     """Publish ``count`` of each sample, then, with ``until``, spin until ``until(sent)`` holds
-    (it reads ``status_seen``): a fixed wait is flaky on a loaded host."""
+    (it reads ``status_seen``): a fixed wait is flaky on a loaded host. With ``warm_up`` (needs
+    ``status_seen``), first make sure the logger hears every topic; the returned per-topic
+    totals include the warm-up's messages."""
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
 
@@ -83,13 +122,17 @@ def _publish_all(ros_context: Any, config: Any, count: int, *,
         assert spin_until(executor, lambda: all(p.get_subscription_count() > 0
                                                 for p, _ in pubs.values()), 30.0), \
             "logger never subscribed every topic"
+        already = {topic: 0 for topic in pubs}
+        if warm_up:
+            assert status_seen is not None, "warm_up reads the logger's Status"
+            already = _warm_up(executor, pubs, status_seen)
         for i in range(count):
             for pub, msg in pubs.values():
                 if hasattr(msg, "header"):
                     msg.header.stamp.sec = i + 1
                 pub.publish(msg)
             executor.spin_once(timeout_sec=0.01)
-        sent = {topic: count for topic in pubs}
+        sent = {topic: already[topic] + count for topic in pubs}
         if until is not None:
             assert spin_until(executor, lambda: until(sent), 90.0), \
                 f"logger never reached the expected state; last Status: {status_seen[-1:]}"
@@ -195,7 +238,8 @@ def test_disk_guard_stops_recording_cleanly(tmp_path: Path, ros_context: Any) ->
     config, command, record_dir = _start(tmp_path, {"recording": {"min_free_disk_mb": 10**9}})
     statuses: list[Any] = []
     with running_process(command, log_path=tmp_path / "logger.log") as process:
-        _publish_all(ros_context, config, 5, status_seen=statuses,
+        # no warm-up: the guard stops the recording at its first flush
+        _publish_all(ros_context, config, 5, status_seen=statuses, warm_up=False,
                      until=lambda _: bool(statuses) and
                      statuses[-1].message.startswith("recording stopped"))
         assert process.poll() is None, "the logger must keep running"
