@@ -262,9 +262,14 @@ class EpisodeConfig:
     reset_to_start_s: float = 0.5
     # The first RESET waits for the robot's pose and this long after start-up.
     startup_delay_s: float = 1.0
+    # While recording, the first RESET also waits (at most this long) for the recorder to
+    # subscribe the episode topic: a START published before it is up is not in the bag, and
+    # neither is its episode. 0: do not wait.
+    recorder_wait_s: float = 30.0
 
     def __post_init__(self) -> None:
-        for key in ("auto_reset_delay_s", "reset_to_start_s", "startup_delay_s"):
+        for key in ("auto_reset_delay_s", "reset_to_start_s", "startup_delay_s",
+                    "recorder_wait_s"):
             if getattr(self, key) < 0:
                 raise ConfigError(key, f"must be >= 0, got {getattr(self, key)}")
 

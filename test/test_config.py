@@ -61,6 +61,7 @@ def _error(tmp_path: Path, overrides: dict) -> ConfigError:
          "unknown executable"),
         ({"cameras": [{"name": "top"}, {"name": "top"}]}, "cameras[1].name", "listed twice"),
         ({"operator": {"give_up_s": -1.0}}, "operator.give_up_s", "must be >= 0"),
+        ({"episode": {"recorder_wait_s": -1.0}}, "episode.recorder_wait_s", "must be >= 0"),
     ],
 )
 def test_bad_values_name_the_key_path(tmp_path: Path, overrides: dict, key_path: str,

@@ -6,6 +6,7 @@ and detector. Assertions use message order and stamps, never wall-clock duration
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -34,11 +35,13 @@ OVERRIDES = {
 class Driver:
     """Joystick, policy, robot and detector in one test node; records what teleop publishes."""
 
-    def __init__(self, context, config_path: Path, sim: bool) -> None:
+    def __init__(self, context, config_path: Path, sim: bool,
+                 params: dict[str, str] | None = None) -> None:
         self.config = load_task_config(config_path)
         topics, qos = self.config.topics, self.config.qos
         self.teleop = TeleopNode(context=context, parameter_overrides=[
-            Parameter("config_file", value=str(config_path)), Parameter("sim", value=sim)])
+            Parameter("config_file", value=str(config_path)), Parameter("sim", value=sim),
+            *(Parameter(name, value=value) for name, value in (params or {}).items())])
         self.node = Node("teleop_test_driver", context=context)
         command_qos, events_qos = qos_profile(qos.command), qos_profile(qos.events)
         self.joy_pub = self.node.create_publisher(Joy, topics.joy, command_qos)
@@ -128,9 +131,10 @@ class Driver:
 def driver(ros_context, tmp_path: Path):
     drivers: list[Driver] = []
 
-    def make(sim: bool = False, overrides: dict | None = None) -> Driver:
+    def make(sim: bool = False, overrides: dict | None = None,
+             params: dict[str, str] | None = None) -> Driver:
         path = write_task_config(tmp_path, overrides={**OVERRIDES, **(overrides or {})})
-        drivers.append(Driver(ros_context, path, sim))
+        drivers.append(Driver(ros_context, path, sim, params))
         return drivers[-1]
 
     yield make
@@ -312,3 +316,61 @@ def test_estop_service_stops_the_stream_and_only_the_pad_releases(driver) -> Non
         d.tick(k, pressed=["release_estop"])
     assert spin_until(d.executor, lambda: len(d.interventions) == 2, 5.0)
     assert d.interventions[1].kind == InterventionEvent.RELEASE_ESTOP
+
+
+# ---- recording: episode 1 waits for the recorder ------------------------------------------------
+def _drive_for(d: Driver, seconds: float) -> None:
+    """Tick the robot and pad for a while: long enough for an ungated first START (startup
+    0.1 s + reset 0.1 s in OVERRIDES) to be published several times over."""
+    k, until = 0, time.monotonic() + seconds
+    while time.monotonic() < until:
+        k += 1
+        d.tick(k, policy=False)
+
+
+def test_first_episode_waits_for_the_recorder_when_recording(driver, ros_context,
+                                                             tmp_path: Path) -> None:
+    d = driver(params={"record_dir": str(tmp_path / "bags")})
+    _drive_for(d, 1.5)
+    assert d.episodes == [], "an episode event went out before any recorder was up"
+    assert spin_until(d.executor, lambda: any("waiting for the recorder" in s.message
+                                              for s in d.status), 5.0)
+    # A subscriber under another name is not the recorder (inference, the learner, a GUI).
+    other = Node("chunk_inference", context=ros_context)
+    recorder_name = next(e.name for e in d.config.nodes
+                         if e.executable == "trajectory_logger_node")
+    recorder = Node(recorder_name, context=ros_context)
+    try:
+        events_qos = qos_profile(d.config.qos.events)
+        other.create_subscription(EpisodeEvent, d.config.topics.episode, lambda _: None,
+                                  events_qos)
+        d.executor.add_node(other)
+        _drive_for(d, 1.0)
+        assert d.episodes == [], "another node's subscription opened the gate"
+        heard: list[EpisodeEvent] = []
+        recorder.create_subscription(EpisodeEvent, d.config.topics.episode, heard.append,
+                                     events_qos)
+        recorder_up = stamp_to_seconds(recorder.get_clock().now().to_msg())
+        d.executor.add_node(recorder)
+        d.wait_started()
+        assert spin_until(d.executor, lambda: any(e.kind == EpisodeEvent.START
+                                                  for e in heard), 5.0)
+        assert [e.kind for e in heard][:2] == [EpisodeEvent.RESET, EpisodeEvent.START], \
+            "the recorder must hear the first RESET and START"
+        assert all(stamp_to_seconds(e.header.stamp) >= recorder_up for e in d.episodes)
+    finally:
+        for node in (other, recorder):
+            d.executor.remove_node(node)
+            node.destroy_node()
+
+
+def test_first_episode_starts_without_a_recorder_after_the_wait(driver, tmp_path: Path) -> None:
+    episode = {**OVERRIDES["episode"], "recorder_wait_s": 0.5}
+    d = driver(overrides={"episode": episode}, params={"record_dir": str(tmp_path / "bags")})
+    d.wait_started()                 # no recorder at all: it goes on, with a warning (logged)
+
+
+def test_first_episode_does_not_wait_when_not_recording(driver) -> None:
+    episode = {**OVERRIDES["episode"], "recorder_wait_s": 1000.0}
+    d = driver(overrides={"episode": episode})
+    d.wait_started()                 # would time out (20 s) if it waited without record_dir

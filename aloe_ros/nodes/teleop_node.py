@@ -17,6 +17,7 @@ converts messages. Command frame_id says who produced it: the policy command's o
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -33,6 +34,9 @@ from aloe_ros.teleop.episode import EpisodeEventKind
 from aloe_ros.teleop.mux import MuxCommand, Origin
 
 ESTOP_SERVICE = "/aloe/estop"
+# Once the recorder's reader shows up, wait this long more before episode 1: discovery runs
+# on each side, and its reader may not have matched our writer yet when we see it.
+RECORDER_SETTLE_S = 0.5
 
 EPISODE_KINDS = {
     EpisodeEventKind.START: EpisodeEvent.START, EpisodeEventKind.SUCCESS: EpisodeEvent.SUCCESS,
@@ -88,6 +92,7 @@ class TeleopNode(AloeNode):
         self.create_timer(1.0 / cfg.robot.control_rate_hz, self.on_tick)
         self.create_timer(1.0, self.publish_status)
         self.reported_problems = 0
+        self.wait_for_recorder()
         self.publish_shadow_state()
         self.last_line = ""
         self.last_line_time = 0.0
@@ -97,6 +102,46 @@ class TeleopNode(AloeNode):
             f"{cfg.joystick.mode}, watchdog {cfg.joystick.timeout_s:g} s, "
             f"{'sim' if self.use_sim else 'real robot'}; mux e-stop > human > policy on "
             f"{cfg.topics.command}")
+
+    # ---- the recorder gate ---------------------------------------------------------------------
+    def wait_for_recorder(self) -> None:
+        """When recording (``record_dir`` set, as ``aloe-ros up`` and the launch file do), hold
+        the first episode until the recorder subscribes the episode topic, for at most
+        episode.recorder_wait_s. Under ``ros2 launch`` every node starts at once and the
+        recorder, importing more, is often up last: episode 1's START would be lost."""
+        self.declare_parameter("record_dir", "")
+        recording = bool(self.get_parameter("record_dir").get_parameter_value().string_value)
+        self.recorder_names = {entry.name for entry in self.config.nodes
+                               if entry.executable == "trajectory_logger_node"}
+        wait_s = self.config.episode.recorder_wait_s
+        if not (recording and self.recorder_names and wait_s > 0):
+            return
+        self.controller.recorder_ready = False
+        self.recorder_wait_since = time.monotonic()
+        self.recorder_seen_at: float | None = None
+        self.recorder_timer = self.create_timer(0.1, self.check_recorder)
+        self.get_logger().info(
+            f"recording: episode 1 waits up to {wait_s:g} s for the recorder "
+            f"({', '.join(sorted(self.recorder_names))}) on {self.config.topics.episode}")
+
+    def check_recorder(self) -> None:
+        now = time.monotonic()
+        if self.recorder_seen_at is None:
+            readers = self.get_subscriptions_info_by_topic(self.config.topics.episode)
+            if any(info.node_name in self.recorder_names for info in readers):
+                self.recorder_seen_at = now
+        if self.recorder_seen_at is not None and now - self.recorder_seen_at >= RECORDER_SETTLE_S:
+            self.get_logger().info("recorder up: starting episode 1")
+        elif now - self.recorder_wait_since >= self.config.episode.recorder_wait_s:
+            self.get_logger().warning(
+                f"no recorder ({', '.join(sorted(self.recorder_names))}) on "
+                f"{self.config.topics.episode} after {self.config.episode.recorder_wait_s:g} s "
+                "(episode.recorder_wait_s): starting episode 1 anyway; it may not be on record")
+        else:
+            return
+        self.controller.recorder_ready = True
+        self.recorder_timer.cancel()
+        self.destroy_timer(self.recorder_timer)
 
     # ---- message conversion -----------------------------------------------------------------
     def positions(self, msg: JointState, *, partial: bool) -> np.ndarray:

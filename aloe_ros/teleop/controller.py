@@ -98,6 +98,8 @@ class TeleopController:
         self.counters: dict[str, int] = {}
         self.last_problem = ""
         self.problems = 0
+        # False while the node waits for the recorder: the first episode waits with it.
+        self.recorder_ready = True
 
     # ---- small helpers --------------------------------------------------------------------------
     def count(self, name: str, amount: int = 1) -> None:
@@ -140,6 +142,8 @@ class TeleopController:
             return "e-stop released: press takeover (human) or handback (policy) to re-arm"
         if self.control == ControlSource.HOLD:
             return "holding the pose: " + self.last_problem
+        if not self.recorder_ready:
+            return "waiting for the recorder: episode 1 starts once it is up"
         return self.last_problem
 
     # ---- transitions --------------------------------------------------------------------------
@@ -363,7 +367,8 @@ class TeleopController:
             command = self.mux.hold(now)
             if command is not None:
                 out.commands.append(command)
-        events = self.episodes.tick(now, ready=self.mux.current_pose() is not None)
+        events = self.episodes.tick(now, ready=self.mux.current_pose() is not None
+                                    and self.recorder_ready)
         self._after_episode_events(events)
         out.episodes += events
         return out
