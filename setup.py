@@ -38,6 +38,7 @@ setup(
     ],
     entry_points={
         "console_scripts": ["aloe-ros = aloe_ros.cli:main"]
-        + [f"{name} = {module}:main" for name, module in node_modules().items()],
+        # Every node starts through aloe_ros.nodes.boot (a stop during its imports exits 0).
+        + [f"{name} = aloe_ros.nodes.boot:console_main" for name in node_modules()],
     },
 )

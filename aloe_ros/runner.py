@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import IO
 
 from aloe_ros.config import NodeEntry, TaskFile
-from aloe_ros.nodes import NODE_MODULES
 
 __all__ = ["GraphRunner", "ManagedNode", "node_command", "node_environment"]
 
@@ -40,11 +39,12 @@ def node_environment(base: dict[str, str] | None = None) -> dict[str, str]:
 
 def node_command(entry: NodeEntry, config_path: str, *, sim: bool,
                  overrides: dict[str, str]) -> list[str]:
-    """The command line of one node process (``python -m <module> --ros-args ...``)."""
+    """The command line of one node process (``python -m aloe_ros.nodes.boot <executable>
+    --ros-args ...``: boot makes a stop during the node's imports a clean exit)."""
     params = {"config_file": config_path, "sim": "true" if sim else "false", **overrides}
     for key, value in entry.parameters.items():
         params[key] = str(value).lower() if isinstance(value, bool) else str(value)
-    command = [sys.executable, "-m", NODE_MODULES[entry.executable], "--ros-args",
+    command = [sys.executable, "-m", "aloe_ros.nodes.boot", entry.executable, "--ros-args",
                "-r", f"__node:={entry.name}"]
     for key, value in params.items():
         command += ["-p", f"{key}:={value}"]

@@ -65,9 +65,7 @@ def spin_until(executor: Any, predicate: Callable[[], bool], timeout_s: float = 
 
 def node_process_command(executable: str, config_path: Path | str, *, sim: bool = True,
                          params: dict[str, str] | None = None) -> list[str]:
-    from aloe_ros.nodes import NODE_MODULES
-
-    command = [sys.executable, "-m", NODE_MODULES[executable], "--ros-args",
+    command = [sys.executable, "-m", "aloe_ros.nodes.boot", executable, "--ros-args",
                "-p", f"config_file:={config_path}", "-p", f"sim:={'true' if sim else 'false'}"]
     for key, value in (params or {}).items():
         command += ["-p", f"{key}:={value}"]

@@ -66,10 +66,13 @@ def test_every_executable_is_installed_for_ros2_run_and_pip() -> None:
     assert set(wrappers) == set(NODE_MODULES)
     for name, module in NODE_MODULES.items():
         assert os.access(wrappers[name], os.X_OK), f"{name} wrapper is not executable"
-        assert f"from {module} import main" in wrappers[name].read_text()
+        # Through boot, so a stop during the node's imports is a clean exit.
+        assert f'start("{name}")' in wrappers[name].read_text()
         assert importlib.util.find_spec(module) is not None, module
     setup_py = (REPO / "setup.py").read_text()
-    assert "node_modules().items()" in setup_py  # console scripts come from the same registry
+    # Console scripts come from the same registry and also start through boot.
+    assert "for name in node_modules()" in setup_py
+    assert "aloe_ros.nodes.boot:console_main" in setup_py
     cmake = (REPO / "CMakeLists.txt").read_text()
     assert "scripts/ros2_run/*" in cmake and "DESTINATION lib/${PROJECT_NAME}" in cmake
     assert "install(DIRECTORY launch config DESTINATION share/${PROJECT_NAME})" in cmake

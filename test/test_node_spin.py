@@ -147,6 +147,48 @@ def test_a_node_stopped_while_starting_exits_cleanly_at_once(sig: signal.Signals
     assert "while starting: stopped before the node was up" in err
 
 
+SLOW_IMPORT_MODULE = """
+import time
+print("importing", flush=True)
+time.sleep(60)                               # like torch's import on a loaded machine
+raise AssertionError("not stopped")
+"""
+
+BOOT_SLOW_NODE = """
+import sys
+from aloe_ros.nodes import boot
+boot.NODE_MODULES["slow_node"] = "slow_import_module"
+sys.exit(boot.start("slow_node"))
+"""
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_node_stopped_while_importing_exits_cleanly_at_once(sig: signal.Signals,
+                                                              tmp_path: Path) -> None:
+    # CI: `aloe-ros up` stopped two seconds after start caught the learner inside torch's
+    # import, before run_node's handler: KeyboardInterrupt in pybind11, SIGABRT, exit 1.
+    (tmp_path / "slow_import_module.py").write_text(SLOW_IMPORT_MODULE)
+    process = subprocess.Popen([sys.executable, "-c", BOOT_SLOW_NODE], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    try:
+        assert process.stdout is not None and process.stdout.readline().strip() == "importing"
+        process.send_signal(sig)
+        _, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, err
+    assert "while importing: stopped before the node was up" in err
+
+
+def test_boot_names_the_known_executables_for_an_unknown_one() -> None:
+    result = subprocess.run([sys.executable, "-m", "aloe_ros.nodes.boot", "no_such_node"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "unknown node executable 'no_such_node'" in result.stderr
+    assert "critic_learner_node" in result.stderr
+
+
 def test_a_real_executor_survives_a_raising_callback(ros_context: Any) -> None:
     """A callback error (what a failed message conversion also looks like) is logged, and the
     next message is still delivered."""
