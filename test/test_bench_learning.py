@@ -38,6 +38,8 @@ def test_one_short_round_through_the_full_loop_then_resume(tmp_path: Path) -> No
     assert rounds[0]["learner_time_s"] > 0 and rounds[1]["learner_time_s"] == 0
     assert rounds[1]["policy"].endswith("round0/trained"), "round 1 deploys the trained actor"
     assert (out / "aloe" / "seed0" / "round0" / "trained" / "policy.json").is_file()
+    # No replay copy per round: each round retrains from its episodes.
+    assert not (out / "aloe" / "seed0" / "round0" / "trained" / "replay").exists()
     bags = list((out / "aloe" / "seed0" / "round0" / "bags").iterdir())
     assert bags, "each round records a bag"
     assert (out / "success_per_round.png").stat().st_size > 1000

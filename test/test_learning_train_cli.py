@@ -35,10 +35,11 @@ def setup(tmp_path):  # type: ignore[no-untyped-def]
 def test_train_writes_a_loadable_policy(setup, tmp_path, method) -> None:  # type: ignore[no-untyped-def]
     task, episodes = setup
     out = tmp_path / f"out_{method}"
-    plots = method == "aloe"
+    plots = method == "aloe"   # and the replay; the others skip both
     argv = ["train", str(episodes), "--out", str(out), "--task", str(task), "--method", method,
             "--updates", "3", "--log-every", "1", "--threads", "1"]
-    assert main(argv + ([] if plots else ["--no-plots"])) == 0
+    assert main(argv + ([] if plots else ["--no-plots", "--no-replay"])) == 0
+    assert (out / "replay" / "index.json").is_file() == plots
     policy = load_policy(out)
     assert policy.version == f"pack_phone-{method}-3-{checkpoint_sha256(out)[:8]}"
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]

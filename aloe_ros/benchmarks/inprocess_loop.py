@@ -12,8 +12,9 @@ node graph. Everything that decides what the robot does is the same code as in t
 
 What is left out is the transport: no DDS, no inference latency (answers arrive at the tick
 they were asked for), and sim time instead of wall time. A round runs as fast as the CPU
-allows (up to 2.4x real time in the README's run on the 2-core VM), and a loaded machine makes
-it slower instead of changing what the robot does, so several runs can share one machine.
+allows (up to 2.4x real time in the first run of docs/learning_experiments.md, on the 2-core
+VM), and a loaded machine makes it slower instead of changing what the robot does, so several
+runs can share one machine.
 Frames are stored downsampled to the policy's input size (the same area average the policy
 applies), which keeps a 40 s episode at ~30 MB instead of ~800 MB.
 """

@@ -2,7 +2,7 @@
 
 Writes ``--out DIR``: a policy directory the inference node loads (policy.json +
 model.safetensors), ``learner/`` (critic, optimisers, step: resumable with ``--resume``),
-``replay/``, ``metrics.jsonl`` and PNG plots under ``plots/``.
+``replay/`` (unless ``--no-replay``), ``metrics.jsonl`` and PNG plots under ``plots/``.
 """
 
 from __future__ import annotations
@@ -41,6 +41,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="start the critic, optimisers and update count from the learner "
                              "state of an earlier run (rounds: the critic carries over)")
     parser.add_argument("--no-plots", action="store_true")
+    parser.add_argument("--no-replay", action="store_true",
+                        help="do not write replay/ to --out (it is rebuilt from the inputs on "
+                             "every run; a node resuming from --out then starts with an empty "
+                             "replay). Saves disk: the replay holds every referenced frame")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
     parser.add_argument("--distributed", action="store_true",
                         help="data-parallel over the ranks torchrun starts (gloo / nccl)")
@@ -176,7 +180,7 @@ def run(args: argparse.Namespace) -> int:
     elapsed = time.monotonic() - started
     if not main_rank:
         return _finish_distributed()
-    info = learner.checkpoint(directory=out)
+    info = learner.checkpoint(directory=out, save_replay=not args.no_replay)
     ran = trainer.step - first_step
     print(f"aloe-ros train: {ran} updates in {elapsed:.0f} s ({ran / max(elapsed, 1e-9):.2f}/s), "
           f"{trainer.step} in total; wrote {out} (version {info.version}, "

@@ -182,12 +182,16 @@ class Learner:
             for i, start in enumerate(starts)]
 
     # ---- checkpoints ----------------------------------------------------------------------
-    def checkpoint(self, *, directory: Path | None = None) -> CheckpointInfo:
-        """Write actor + learner state + replay into a new checkpoint directory."""
+    def checkpoint(self, *, directory: Path | None = None,
+                   save_replay: bool = True) -> CheckpointInfo:
+        """Write actor + learner state (+ the replay, unless ``save_replay`` is False) into a
+        new checkpoint directory."""
         target = directory or self.checkpoint_dir / f"{self.prefix}-{self.trainer.step:08d}"
-        self.replay.save(self.replay_dir)
+        if save_replay:
+            self.replay.save(self.replay_dir)
         info = write_checkpoint(target, self.trainer, version_prefix=self.prefix,
-                                metrics=self.last_metrics, replay_dir=str(self.replay_dir),
+                                metrics=self.last_metrics,
+                                replay_dir=str(self.replay_dir) if save_replay else "",
                                 update_latest=self.checkpoint_dir)
         if directory is None:
             prune_checkpoints(self.checkpoint_dir, KEEP_CHECKPOINTS, prefix=self.prefix)
