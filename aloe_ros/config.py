@@ -589,6 +589,10 @@ class NodeEntry:
             )
 
 
+# The executable that records the episode topic (and every other topic of the loop).
+RECORDER_EXECUTABLE = "trajectory_logger_node"
+
+
 @dataclass
 class TaskFile:
     """A whole task file: ``config/<task>.yaml``."""
@@ -661,6 +665,12 @@ class TaskFile:
         if record:
             wanted.add("record")
         return [node for node in self.nodes if node.when in wanted]
+
+    def recorder_names(self) -> set[str]:
+        """Names of the nodes that record the episode (``trajectory_logger_node`` entries):
+        `aloe-ros up` starts them before the others, and teleop_node holds episode 1 until one
+        subscribes the episode topic. One definition, so the two cannot drift apart."""
+        return {node.name for node in self.nodes if node.executable == RECORDER_EXECUTABLE}
 
 
 def package_root() -> Path:

@@ -97,7 +97,8 @@ class GraphRunner:
         ``recorder_ready`` (e.g. "the logger published its Status") is polled before the other
         nodes start, for at most ``recorder_timeout_s``; without it the others start at once.
         """
-        recorders = [n for n in self.nodes if n.entry.when == "record"]
+        recorder_names = self.config.recorder_names()
+        recorders = [n for n in self.nodes if n.entry.name in recorder_names]
         for node in recorders:
             self._spawn(node)
         if recorders and recorder_ready is not None:

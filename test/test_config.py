@@ -135,6 +135,15 @@ def test_unknown_task_lists_the_available_ones() -> None:
     assert "pack_phone" in str(info.value)
 
 
+@pytest.mark.parametrize("task", TASKS)
+def test_the_recorders_are_the_nodes_started_only_when_recording(task: str) -> None:
+    """`aloe-ros up` starts the recorders first, teleop waits for them: for every shipped task
+    they are exactly the entries launched with ``when: record``."""
+    config = load_task_config(task)
+    assert config.recorder_names() == {n.name for n in config.nodes if n.when == "record"}
+    assert config.recorder_names(), f"{task}: nothing records the episode"
+
+
 def test_nodes_for_filters_by_sim_and_record(pack_phone_config) -> None:  # noqa: ANN001
     sim_nodes = {n.name for n in pack_phone_config.nodes_for(sim=True, record=False)}
     real_nodes = {n.name for n in pack_phone_config.nodes_for(sim=False, record=False)}

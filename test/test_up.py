@@ -116,6 +116,26 @@ def test_runner_respawns_nodes_marked_respawn(tmp_path: Path) -> None:
     assert code == 1, "a node that died is reported even when it came back"
 
 
+def test_runner_starts_the_recorder_first_and_waits_until_it_is_ready() -> None:
+    config = load_task_config("pack_phone")
+    runner = GraphRunner(config, sim=True, record=True)
+    events: list[str] = []
+    runner._spawn = lambda node: events.append(f"spawn {node.entry.name}")  # type: ignore[method-assign]
+    polls = iter([False, False, True])
+
+    def ready() -> bool:
+        events.append("ready?")
+        return next(polls, True)
+
+    runner.start(recorder_ready=ready)
+    first_other = next(i for i, e in enumerate(events)
+                       if e.startswith("spawn ") and e != "spawn logger")
+    assert events[0] == "spawn logger"
+    assert events[1:first_other].count("ready?") >= 3, events   # waited until ready
+    assert sorted(e for e in events if e.startswith("spawn ")) == sorted(
+        f"spawn {n.entry.name}" for n in runner.nodes)
+
+
 def test_runner_stops_everything_on_sigterm(tmp_path: Path) -> None:
     """The runner itself as a process: SIGTERM stops it and its nodes."""
     path = write_task_config(tmp_path)

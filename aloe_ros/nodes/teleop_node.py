@@ -111,8 +111,7 @@ class TeleopNode(AloeNode):
         recorder, importing more, is often up last: episode 1's START would be lost."""
         self.declare_parameter("record_dir", "")
         recording = bool(self.get_parameter("record_dir").get_parameter_value().string_value)
-        self.recorder_names = {entry.name for entry in self.config.nodes
-                               if entry.executable == "trajectory_logger_node"}
+        self.recorder_names = self.config.recorder_names()
         wait_s = self.config.episode.recorder_wait_s
         if not (recording and self.recorder_names and wait_s > 0):
             return
