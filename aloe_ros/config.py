@@ -370,6 +370,10 @@ class LearningConfig:
     # > 0 (not the paper's; RLIF-style): a policy chunk that runs into a takeover ends there
     # and earns -takeover_penalty, so the critic sees the failure the human's rescue hides.
     takeover_penalty: float = 0.0
+    # < 1 (not the paper's; HG-DAgger's choice when 0): the actor-loss weight of the policy's
+    # own chunks in assisted episodes (a takeover happened) is multiplied by this; demos,
+    # interventions and unassisted episodes keep their advantage weights.
+    assisted_policy_weight: float = 1.0
     batch_size: int = 256
     critic_lr: float = 3.0e-4
     actor_lr: float = 1.0e-4
@@ -420,6 +424,9 @@ class LearningConfig:
                 raise ConfigError(key, f"must be > 0, got {getattr(self, key)}")
         if self.takeover_penalty < 0:
             raise ConfigError("takeover_penalty", f"must be >= 0, got {self.takeover_penalty}")
+        if not 0 <= self.assisted_policy_weight <= 1:
+            raise ConfigError("assisted_policy_weight",
+                              f"must be in [0, 1], got {self.assisted_policy_weight}")
         if self.transition_stride < 0:
             raise ConfigError("transition_stride",
                               f"must be >= 0, got {self.transition_stride}")

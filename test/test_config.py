@@ -129,6 +129,15 @@ def test_takeover_penalty_is_checked_and_reaches_the_replay(tmp_path: Path) -> N
     assert replay_spec(load_task_config("pack_phone")).takeover_penalty == 0.0   # the paper's
 
 
+@pytest.mark.parametrize("bad", [-0.1, 1.5])
+def test_assisted_policy_weight_is_checked(tmp_path: Path, bad: float) -> None:
+    path = write_task_config(tmp_path, overrides={"learning": {"assisted_policy_weight": bad}})
+    with pytest.raises(ConfigError, match=r"must be in \[0, 1\]") as info:
+        load_task_config(path)
+    assert info.value.key_path == "learning.assisted_policy_weight"
+    assert load_task_config("pack_phone").learning.assisted_policy_weight == 1.0  # the paper's
+
+
 def test_unknown_task_lists_the_available_ones() -> None:
     with pytest.raises(ConfigError) as info:
         load_task_config("pack_sandwich")

@@ -19,7 +19,7 @@ from aloe_ros.learning.baselines import (
 )
 from aloe_ros.learning.critic import CriticEnsemble, EnsembleLinear, ValueNetwork
 from aloe_ros.learning.replay import ChunkReplay, ReplaySpec
-from aloe_ros.learning.trainer_base import weight_shares
+from aloe_ros.learning.trainer_base import scale_assisted_policy_chunks, weight_shares
 
 torch.set_num_threads(1)
 RATIOS = {"demo": 1.0, "intervention": 1.0, "online": 1.0, "historical": 1.0}
@@ -236,6 +236,30 @@ def test_updates_report_weight_shares() -> None:
     shares = {k: v for k, v in stats.items() if k.startswith("charts/weight_share/")}
     assert len(shares) == 4 and sum(shares.values()) == pytest.approx(1.0)
     assert shares["charts/weight_share/demo"] == shares["charts/weight_share/historical"] == 0
+
+
+def test_assisted_policy_weight_scales_only_the_policy_chunks_of_assisted_episodes() -> None:
+    buffer = ChunkReplay(ReplaySpec(critic_chunk=3, actor_horizon=4, gamma=0.9), RATIOS)
+    buffer.add_episode(make_episode(9, success=True, human=[False] * 3 + [True] * 6))
+    buffer.add_episode(make_episode(9, episode_id=1, success=False))         # no takeover
+    assisted = buffer.episode_batch(0)                  # online, intervention, intervention
+    alone = buffer.episode_batch(1)                     # online x 3, not assisted
+    weights = torch.tensor([2.0, 3.0, 4.0])
+    assert scale_assisted_policy_chunks(weights, assisted, 1.0).tolist() == [2.0, 3.0, 4.0]
+    assert scale_assisted_policy_chunks(weights, assisted, 0.0).tolist() == [0.0, 3.0, 4.0]
+    assert scale_assisted_policy_chunks(weights, assisted, 0.5).tolist() == [1.0, 3.0, 4.0]
+    assert scale_assisted_policy_chunks(weights, alone, 0.0).tolist() == [2.0, 3.0, 4.0]
+    # Both critic-weighted trainers apply it: the policy's chunk of the assisted episode gets
+    # no share of the actor loss at 0, a share at the paper's 1.
+    for trainer in ("aloe", "awr_mc"):
+        shares = {}
+        for factor in (0.0, 1.0):
+            cfg = learning(assisted_policy_weight=factor)
+            built = (AloeTrainer(ConstantPolicy(), tiny_critic(cfg), cfg) if trainer == "aloe"
+                     else AwrMcTrainer(ConstantPolicy(),
+                                       ValueNetwork(["top"], 2, width=32, image_size=8), cfg))
+            shares[factor] = built.update(assisted)["charts/weight_share/online"]
+        assert shares[0.0] == 0.0 and shares[1.0] > 0.0, (trainer, shares)
 
 
 def test_dagger_skips_batches_with_nothing_to_imitate() -> None:

@@ -32,7 +32,12 @@ from aloe_ros.learning.equations import (
     scale_advantage,
     state_value,
 )
-from aloe_ros.learning.trainer_base import GradientSync, TrainerBase, weight_shares
+from aloe_ros.learning.trainer_base import (
+    GradientSync,
+    TrainerBase,
+    scale_assisted_policy_chunks,
+    weight_shares,
+)
 from aloe_ros.policies.base import TrainableChunkPolicy
 
 __all__ = ["AloeTrainer"]
@@ -90,7 +95,9 @@ class AloeTrainer(TrainerBase):
             value = self._state_value(batch)
             adv = advantage(q_agg, value)
             scaled = scale_advantage(adv, value, cfg.advantage_scale, cfg.advantage_value_floor)
-            weights = advantage_weights(scaled, cfg.advantage_beta, cfg.advantage_clip)
+            weights = scale_assisted_policy_chunks(
+                advantage_weights(scaled, cfg.advantage_beta, cfg.advantage_clip), batch,
+                cfg.assisted_policy_weight)
             stats.update({
                 "losses/actor": self.actor_update(batch, weights),
                 "charts/value": float(value.mean()), "charts/advantage": float(adv.mean()),

@@ -21,7 +21,12 @@ from aloe_ros.config import LearningConfig
 from aloe_ros.learning.batch import TransitionBatch
 from aloe_ros.learning.critic import ValueNetwork
 from aloe_ros.learning.equations import advantage_weights, scale_advantage
-from aloe_ros.learning.trainer_base import GradientSync, TrainerBase, weight_shares
+from aloe_ros.learning.trainer_base import (
+    GradientSync,
+    TrainerBase,
+    scale_assisted_policy_chunks,
+    weight_shares,
+)
 from aloe_ros.policies.base import TrainableChunkPolicy
 
 __all__ = ["AwrMcTrainer", "DaggerTrainer", "dagger_weights", "monte_carlo_value_loss",
@@ -103,7 +108,9 @@ class AwrMcTrainer(TrainerBase):
             adv, current_value = self._advantage(batch)
             scaled = scale_advantage(adv, current_value, cfg.advantage_scale,
                                      cfg.advantage_value_floor)
-            weights = advantage_weights(scaled, cfg.advantage_beta, cfg.advantage_clip)
+            weights = scale_assisted_policy_chunks(
+                advantage_weights(scaled, cfg.advantage_beta, cfg.advantage_clip), batch,
+                cfg.assisted_policy_weight)
             stats.update({"losses/actor": self.actor_update(batch, weights),
                           "charts/advantage": float(adv.mean()),
                           "charts/weight_mean": float(weights.mean()),

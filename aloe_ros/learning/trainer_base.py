@@ -19,10 +19,29 @@ from aloe_ros.io.episodes import SOURCES
 from aloe_ros.learning.batch import TransitionBatch
 from aloe_ros.policies.base import TrainableChunkPolicy
 
-__all__ = ["GradientSync", "Trainer", "TrainerBase", "weight_shares"]
+__all__ = ["GradientSync", "Trainer", "TrainerBase", "scale_assisted_policy_chunks",
+           "weight_shares"]
 
 # Called between backward() and the optimiser step, e.g. to all-reduce gradients across ranks.
 GradientSync = Callable[[list[nn.Parameter]], None]
+
+
+def scale_assisted_policy_chunks(weights: torch.Tensor, batch: TransitionBatch,
+                                 factor: float) -> torch.Tensor:
+    """``learning.assisted_policy_weight``: multiply the actor-loss weight of the policy's own
+    chunks (online / historical) of assisted episodes by ``factor``. 1 leaves the weights as
+    they are (the paper: advantage weighting on everything); 0 drops those chunks as HG-DAgger
+    does, since in an assisted episode the policy needed rescuing whatever its advantage says.
+    Demos, interventions and episodes without a takeover keep their weights."""
+    if factor == 1.0:
+        return weights
+    if batch.assisted is None:
+        raise ValueError("assisted_policy_weight needs batch.assisted (ChunkReplay batches "
+                         "carry it)")
+    policy = torch.tensor([s not in ("demo", "intervention") for s in batch.source],
+                          dtype=weights.dtype, device=weights.device)
+    assisted = batch.assisted.to(device=weights.device, dtype=weights.dtype)
+    return weights * (1.0 - policy * assisted * (1.0 - factor))
 
 
 def weight_shares(weights: torch.Tensor, sources: list[str]) -> dict[str, float]:
