@@ -132,18 +132,25 @@ sys.exit(run_node(slow_factory))
 """
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_a_node_stopped_while_starting_exits_cleanly_at_once(sig: signal.Signals) -> None:
-    process = subprocess.Popen([sys.executable, "-c", STARTING_NODE], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+def _signal_after_first_line(script: str, first_line: str, sig: signal.Signals,
+                             cwd: Path | None = None) -> tuple[int, str]:
+    """Run ``script``, send ``sig`` once it printed ``first_line``; (exit code, stderr)."""
+    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, cwd=cwd)
     try:
-        assert process.stdout is not None and process.stdout.readline().strip() == "building"
+        assert process.stdout is not None and process.stdout.readline().strip() == first_line
         process.send_signal(sig)
         _, err = process.communicate(timeout=30)
     finally:
         if process.poll() is None:
             process.kill()
-    assert process.returncode == 0, err
+    return process.returncode, err
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_node_stopped_while_starting_exits_cleanly_at_once(sig: signal.Signals) -> None:
+    code, err = _signal_after_first_line(STARTING_NODE, "building", sig)
+    assert code == 0, err
     assert "while starting: stopped before the node was up" in err
 
 
@@ -168,16 +175,8 @@ def test_a_node_stopped_while_importing_exits_cleanly_at_once(sig: signal.Signal
     # CI: `aloe-ros up` stopped two seconds after start caught the learner inside torch's
     # import, before run_node's handler: KeyboardInterrupt in pybind11, SIGABRT, exit 1.
     (tmp_path / "slow_import_module.py").write_text(SLOW_IMPORT_MODULE)
-    process = subprocess.Popen([sys.executable, "-c", BOOT_SLOW_NODE], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, cwd=tmp_path)
-    try:
-        assert process.stdout is not None and process.stdout.readline().strip() == "importing"
-        process.send_signal(sig)
-        _, err = process.communicate(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
-    assert process.returncode == 0, err
+    code, err = _signal_after_first_line(BOOT_SLOW_NODE, "importing", sig, cwd=tmp_path)
+    assert code == 0, err
     assert "while importing: stopped before the node was up" in err
 
 
