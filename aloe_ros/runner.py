@@ -61,6 +61,16 @@ def _die_with_parent() -> None:
         pass
 
 
+def _boot_child_setup() -> None:
+    """Child side of a node started through aloe_ros.nodes.boot: SIGINT / SIGTERM stay
+    blocked (the mask survives exec) until boot has its handler in place and unblocks them.
+    A stop in the node's first half second (Python's own start-up, before boot runs) then
+    waits for that handler instead of raising KeyboardInterrupt in an import (exit 1, which
+    the runner rightly counts as a crash)."""
+    _die_with_parent()
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+
+
 @dataclass
 class ManagedNode:
     entry: NodeEntry
@@ -113,8 +123,10 @@ class GraphRunner:
                 self._spawn(node)
 
     def _spawn(self, node: ManagedNode) -> None:
+        boot = "aloe_ros.nodes.boot" in node.command
         node.process = subprocess.Popen(node.command, env=self.env, start_new_session=True,
-                                        preexec_fn=_die_with_parent, stdout=self.output,
+                                        preexec_fn=_boot_child_setup if boot else _die_with_parent,
+                                        stdout=self.output,
                                         stderr=subprocess.STDOUT if self.output else None)
         node.restart_at = None
         log.info("started %s (pid %d)", node.entry.name, node.process.pid)
@@ -198,15 +210,26 @@ class GraphRunner:
 
     def run(self, duration_s: float | None, report: Callable[[str], None],
             tick: Callable[[float], None] | None = None, poll_period_s: float = 0.2,
-            recorder_ready: Callable[[], bool] | None = None) -> int:
+            recorder_ready: Callable[[], bool] | None = None,
+            stop_requested: list[int] | None = None) -> int:
         """Run until the duration ends, a signal arrives, or every node is gone; return the
-        exit code (0: clean, 1: a node died)."""
-        stop_requested = []
+        exit code (0: clean, 1: a node died).
+
+        ``stop_requested``: signals the caller's own handler already collected (it installs one
+        first thing, before its slow imports); a signal in it stops the run before any node
+        starts, and this run's handler appends to the same list."""
+        stop_requested = [] if stop_requested is None else stop_requested
 
         def request_stop(signum: int, _frame: object) -> None:
             stop_requested.append(signum)
 
         previous = {s: signal.signal(s, request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
+        if stop_requested:
+            report(f"received {signal.Signals(stop_requested[0]).name} before starting; "
+                   "no node started")
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            return 0
         start = time.monotonic()
         try:
             self.start(recorder_ready)

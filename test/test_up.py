@@ -136,6 +136,26 @@ def test_runner_starts_the_recorder_first_and_waits_until_it_is_ready() -> None:
         f"spawn {n.entry.name}" for n in runner.nodes)
 
 
+def test_a_stop_before_the_run_starts_no_node(tmp_path: Path) -> None:
+    """`aloe-ros up` collects signals from its first line; one that came during its imports
+    ends the run before any node is spawned, cleanly."""
+    runner = _runner_with(tmp_path, "import time; time.sleep(60)", respawn=False)
+    spawned: list[str] = []
+    runner._spawn = lambda node: spawned.append(node.entry.name)  # type: ignore[method-assign]
+    lines: list[str] = []
+    assert runner.run(5.0, lines.append, stop_requested=[signal.SIGTERM]) == 0
+    assert spawned == [] and any("SIGTERM before starting" in line for line in lines)
+
+
+def test_nodes_stopped_right_after_they_were_spawned_stop_cleanly() -> None:
+    """A stop that reaches a node during Python's start-up, before boot's handler, used to
+    raise KeyboardInterrupt in an import (exit 1): every node was reported as died."""
+    runner = GraphRunner(load_task_config("pack_phone"), sim=True, record=False)
+    runner.start()
+    runner.stop()
+    assert runner.died() == [], [(n.entry.name, n.failures) for n in runner.nodes]
+
+
 def test_runner_stops_everything_on_sigterm(tmp_path: Path) -> None:
     """The runner itself as a process: SIGTERM stops it and its nodes."""
     path = write_task_config(tmp_path)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 from pathlib import Path
 
 from aloe_ros.config import ConfigError, load_task_config
@@ -32,6 +33,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Stop requests from the first moment: without this, a SIGTERM while the imports below
+    # run (about half a second) killed the runner by the default action (exit -15).
+    stop_requested: list[int] = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda signum, _frame: stop_requested.append(signum))
     from aloe_ros.runner import GraphRunner, resolve_record_dir
 
     try:
@@ -80,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
         ready = (None if monitor is None or not recorders
                  else lambda: all(monitor.has_status(name) for name in recorders))
         code = runner.run(args.duration, lambda line: print(f"aloe-ros up: {line}", flush=True),
-                          tick, recorder_ready=ready)
+                          tick, recorder_ready=ready, stop_requested=stop_requested)
     finally:
         if monitor is not None:
             totals = monitor.totals()

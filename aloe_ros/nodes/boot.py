@@ -42,6 +42,9 @@ def start(executable: str, args: Sequence[str] | None = None) -> int:
     """Install the import-window handler, import the node's module, run its ``main``."""
     for sig in STOP_SIGNALS:
         signal.signal(sig, exit_while_importing)
+    # `aloe-ros up` starts nodes with these blocked (runner._boot_child_setup); a stop that
+    # arrived meanwhile is delivered now, to the handler above.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
     module = NODE_MODULES.get(executable)
     if module is None:
         print(f"[aloe_ros] unknown node executable {executable!r}; known: "
