@@ -37,6 +37,10 @@ def node_environment(base: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+# Every node process starts through this module (see its docstring).
+BOOT_MODULE = "aloe_ros.nodes.boot"
+
+
 def node_command(entry: NodeEntry, config_path: str, *, sim: bool,
                  overrides: dict[str, str]) -> list[str]:
     """The command line of one node process (``python -m aloe_ros.nodes.boot <executable>
@@ -44,7 +48,7 @@ def node_command(entry: NodeEntry, config_path: str, *, sim: bool,
     params = {"config_file": config_path, "sim": "true" if sim else "false", **overrides}
     for key, value in entry.parameters.items():
         params[key] = str(value).lower() if isinstance(value, bool) else str(value)
-    command = [sys.executable, "-m", "aloe_ros.nodes.boot", entry.executable, "--ros-args",
+    command = [sys.executable, "-m", BOOT_MODULE, entry.executable, "--ros-args",
                "-r", f"__node:={entry.name}"]
     for key, value in params.items():
         command += ["-p", f"{key}:={value}"]
@@ -107,8 +111,7 @@ class GraphRunner:
         ``recorder_ready`` (e.g. "the logger published its Status") is polled before the other
         nodes start, for at most ``recorder_timeout_s``; without it the others start at once.
         """
-        recorder_names = self.config.recorder_names()
-        recorders = [n for n in self.nodes if n.entry.name in recorder_names]
+        recorders = self.recorders()
         for node in recorders:
             self._spawn(node)
         if recorders and recorder_ready is not None:
@@ -122,8 +125,13 @@ class GraphRunner:
             if node not in recorders:
                 self._spawn(node)
 
+    def recorders(self) -> list[ManagedNode]:
+        """This run's nodes that record the episode (TaskFile.recorder_names)."""
+        names = self.config.recorder_names()
+        return [n for n in self.nodes if n.entry.name in names]
+
     def _spawn(self, node: ManagedNode) -> None:
-        boot = "aloe_ros.nodes.boot" in node.command
+        boot = BOOT_MODULE in node.command
         node.process = subprocess.Popen(node.command, env=self.env, start_new_session=True,
                                         preexec_fn=_boot_child_setup if boot else _die_with_parent,
                                         stdout=self.output,
@@ -219,17 +227,15 @@ class GraphRunner:
         first thing, before its slow imports); a signal in it stops the run before any node
         starts, and this run's handler appends to the same list."""
         stop_requested = [] if stop_requested is None else stop_requested
+        if stop_requested:
+            report(f"received {signal.Signals(stop_requested[0]).name} before starting; "
+                   "no node started")
+            return 0
 
         def request_stop(signum: int, _frame: object) -> None:
             stop_requested.append(signum)
 
         previous = {s: signal.signal(s, request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
-        if stop_requested:
-            report(f"received {signal.Signals(stop_requested[0]).name} before starting; "
-                   "no node started")
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-            return 0
         start = time.monotonic()
         try:
             self.start(recorder_ready)

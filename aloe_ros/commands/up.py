@@ -81,8 +81,7 @@ def run(args: argparse.Namespace) -> int:
               flush=True)
 
     try:
-        recorders = [n.entry.name for n in runner.nodes
-                     if n.entry.name in config.recorder_names()]
+        recorders = [n.entry.name for n in runner.recorders()]
         ready = (None if monitor is None or not recorders
                  else lambda: all(monitor.has_status(name) for name in recorders))
         code = runner.run(args.duration, lambda line: print(f"aloe-ros up: {line}", flush=True),

@@ -21,6 +21,8 @@ __all__ = ["Episode", "EpisodeFormatError", "SOURCES", "load_episode_dir"]
 
 # Where the actions of a step came from; 'historical' = an older policy version than current.
 SOURCES = ("demo", "intervention", "online", "historical")
+# The sources a human acted in; the others are the policy's own chunks.
+HUMAN_SOURCES = ("demo", "intervention")
 FORMAT_VERSION = 1
 
 

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from aloe_ros.config import LearningConfig
+from aloe_ros.io.episodes import HUMAN_SOURCES
 from aloe_ros.learning.batch import TransitionBatch
 from aloe_ros.learning.critic import ValueNetwork
 from aloe_ros.learning.equations import advantage_weights, scale_advantage
@@ -36,7 +37,7 @@ __all__ = ["AwrMcTrainer", "DaggerTrainer", "dagger_weights", "monte_carlo_value
 def dagger_weights(batch: TransitionBatch) -> torch.Tensor:
     """w = 1 for demo / intervention chunks and chunks of episodes that succeeded without a
     takeover, else 0."""
-    human = torch.tensor([s in ("demo", "intervention") for s in batch.source],
+    human = torch.tensor([s in HUMAN_SOURCES for s in batch.source],
                          dtype=torch.float32, device=batch.reward.device)
     if batch.assisted is None:
         raise ValueError("dagger_weights needs batch.assisted (ChunkReplay batches carry it)")

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from aloe_ros.io.episodes import SOURCES, Episode
+from aloe_ros.io.episodes import HUMAN_SOURCES, SOURCES, Episode
 from aloe_ros.io.transitions import episode_to_transitions, same_control_end, takeover_steps
 from aloe_ros.learning.batch import TransitionBatch
 from aloe_ros.policies.base import ObservationBatch
@@ -148,7 +148,7 @@ def _segment_from_episode(episode: Episode, spec: ReplaySpec, serial: int) -> _S
         targets[i, len(executed):] = executed[-1]
         target_mask[i, :len(executed)] = True
     returns = episode_returns(episode, spec.gamma, spec.takeover_penalty)
-    kind = np.array([t.source if t.source in ("demo", "intervention") else "policy"
+    kind = np.array([t.source if t.source in HUMAN_SOURCES else "policy"
                      for t in transitions])
     return _Segment(
         serial=serial, episode_id=episode.episode_id, task=episode.task,

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from aloe_ros.config import LearningConfig
-from aloe_ros.io.episodes import SOURCES
+from aloe_ros.io.episodes import HUMAN_SOURCES, SOURCES
 from aloe_ros.learning.batch import TransitionBatch
 from aloe_ros.policies.base import TrainableChunkPolicy
 
@@ -38,7 +38,7 @@ def scale_assisted_policy_chunks(weights: torch.Tensor, batch: TransitionBatch,
     if batch.assisted is None:
         raise ValueError("assisted_policy_weight needs batch.assisted (ChunkReplay batches "
                          "carry it)")
-    policy = torch.tensor([s not in ("demo", "intervention") for s in batch.source],
+    policy = torch.tensor([s not in HUMAN_SOURCES for s in batch.source],
                           dtype=weights.dtype, device=weights.device)
     assisted = batch.assisted.to(device=weights.device, dtype=weights.dtype)
     return weights * (1.0 - policy * assisted * (1.0 - factor))

@@ -66,7 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     # rclpy reads the process arguments; the node sees them as if started directly.
-    sys.argv = [argv[0], *argv[1:]]
+    sys.argv = argv
     return start(argv[0])
 
 
