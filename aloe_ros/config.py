@@ -557,13 +557,21 @@ class SimOperatorConfig:
     give_up_s: float = 15.0
     # Press success / failure like a person when the episode ends (from privileged state).
     mark_outcomes: bool = True
+    # An imperfect operator: with probability fumble_rate a takeover starts with fumble_s of
+    # driving the arms off course (a random joint offset of up to fumble_amplitude rad on the
+    # arm joints, grippers held) before the expert takes over. Real takeovers start with such
+    # a grab-and-correct; HG-DAgger imitates it, an advantage-weighted actor can weigh it down.
+    fumble_rate: float = 0.0
+    fumble_s: float = 1.0
+    fumble_amplitude: float = 0.3
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if not 0 <= self.intervention_rate <= 1:
-            raise ConfigError("intervention_rate",
-                              f"must be in [0, 1], got {self.intervention_rate}")
-        for key in ("reaction_delay_s", "stall_s", "assist_s", "give_up_s"):
+        for key in ("intervention_rate", "fumble_rate"):
+            if not 0 <= getattr(self, key) <= 1:
+                raise ConfigError(key, f"must be in [0, 1], got {getattr(self, key)}")
+        for key in ("reaction_delay_s", "stall_s", "assist_s", "give_up_s", "fumble_s",
+                    "fumble_amplitude"):
             if getattr(self, key) < 0:
                 raise ConfigError(key, f"must be >= 0, got {getattr(self, key)}")
         if not 0 < self.late_fraction <= 1:

@@ -61,6 +61,8 @@ def _error(tmp_path: Path, overrides: dict) -> ConfigError:
          "unknown executable"),
         ({"cameras": [{"name": "top"}, {"name": "top"}]}, "cameras[1].name", "listed twice"),
         ({"operator": {"give_up_s": -1.0}}, "operator.give_up_s", "must be >= 0"),
+        ({"operator": {"fumble_rate": 1.5}}, "operator.fumble_rate", "must be in [0, 1]"),
+        ({"operator": {"fumble_amplitude": -0.1}}, "operator.fumble_amplitude", "must be >= 0"),
         ({"episode": {"recorder_wait_s": -1.0}}, "episode.recorder_wait_s", "must be >= 0"),
     ],
 )

@@ -21,6 +21,7 @@ def run_episode(policy, settings: SimOperatorConfig, task: str = "pack_phone",  
     robot = SimRobot(config.robot, config.sim, {}, max_s)
     operator = SimulatedOperator(config, settings, np.random.default_rng(0))
     human, presses, human_steps, now = False, [], 0, 0.0
+    targets: list[tuple[float, np.ndarray]] = []   # (time, target) of every human step
     while robot.episode_time_s < max_s + 2:
         now += DT
         decision = operator.step(robot.privileged_state(), robot.positions, now,
@@ -31,6 +32,7 @@ def run_episode(policy, settings: SimOperatorConfig, task: str = "pack_phone",  
         if button_pressed(presses, ("success", "failure")):
             break
         if human and decision.target is not None:
+            targets.append((now, decision.target.copy()))
             robot.command(decision.target)
             human_steps += 1
         elif not human:
@@ -38,7 +40,8 @@ def run_episode(policy, settings: SimOperatorConfig, task: str = "pack_phone",  
         robot.step(DT / 2)
         robot.step(DT / 2)
     return {"presses": [b for _, b in presses], "outcome": robot.outcome,
-            "human_steps": human_steps, "robot": robot}
+            "human_steps": human_steps, "robot": robot, "targets": targets,
+            "operator": operator}
 
 
 def button_pressed(presses: list, buttons: tuple[str, ...]) -> bool:
@@ -144,3 +147,39 @@ def test_operator_gives_up_when_its_own_driving_makes_no_progress() -> None:
 def test_operator_with_give_up_off_holds_control_to_the_end() -> None:
     settings = SimOperatorConfig(stall_s=1.0, reaction_delay_s=0.2, give_up_s=0.0)
     assert [b for _, b, _ in drive_stuck(settings, seconds=10.0)] == ["takeover"]
+
+
+def test_a_fumbling_operator_first_drives_the_arms_off_course_then_rescues() -> None:
+    settings = SimOperatorConfig(stall_s=1.0, reaction_delay_s=0.2, fumble_rate=1.0,
+                                 fumble_s=0.5, fumble_amplitude=0.3)
+    result = run_episode(frozen_policy, settings)
+    assert result["outcome"] is not None and result["outcome"].success, result["presses"]
+    operator, targets = result["operator"], result["targets"]
+    assert operator.fumbles == result["presses"].count("takeover") >= 1
+    config = load_task_config("pack_phone")
+    gripper = np.array([n in config.robot.gripper_joints for n in config.robot.joint_names])
+    start_time, first = targets[0]
+    # The press tick starts the fumble; the first human step is the tick after it.
+    fumbling = [t for now, t in targets if now - start_time < 0.5 - DT - 1e-6]
+    assert len(fumbling) >= 10
+    # One fixed off-course target: the arm joints moved by the drawn offset, grippers held.
+    assert all(np.array_equal(t, first) for t in fumbling)
+    assert np.allclose(first[gripper], frozen_policy(result["robot"])[gripper])
+    home = frozen_policy(result["robot"])
+    moved = np.abs(first - home)
+    assert moved[~gripper].max() > 0.05 and moved[~gripper].max() <= 0.3 + 1e-9
+    # Then the expert drives: its targets differ from the fumble's.
+    after = [t for now, t in targets if now - start_time > 0.5 + DT]
+    assert after and not np.array_equal(after[0], first)
+
+
+def test_an_operator_that_never_fumbles_draws_the_same_episode_as_before() -> None:
+    """fumble_rate 0 draws nothing from the operator's generator: runs stay reproducible."""
+    plain = run_episode(frozen_policy, SimOperatorConfig(stall_s=1.0, reaction_delay_s=0.2))
+    off = run_episode(frozen_policy, SimOperatorConfig(stall_s=1.0, reaction_delay_s=0.2,
+                                                       fumble_rate=0.0, fumble_s=3.0))
+    assert off["operator"].fumbles == 0
+    assert plain["presses"] == off["presses"]
+    assert len(plain["targets"]) == len(off["targets"])
+    assert all(np.array_equal(a, b) for (_, a), (_, b) in zip(plain["targets"],
+                                                               off["targets"]))

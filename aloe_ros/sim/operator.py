@@ -25,6 +25,11 @@ reward as the progress stage (see :class:`AlohaWorld`).
 
 Each trigger leads to a takeover with probability ``intervention_rate``; a declined trigger is
 not retried until progress changes or another ``stall_s`` passes.
+
+An imperfect operator (``fumble_rate`` > 0): a takeover may start with ``fumble_s`` of driving
+the arm joints towards a random offset (up to ``fumble_amplitude`` rad each, grippers held
+where they are) before the expert drives, as a person grabbing the pad or leader arm often
+moves the wrong way first. Those steps are recorded as the human's, like any takeover.
 """
 
 from __future__ import annotations
@@ -183,6 +188,11 @@ class SimulatedOperator:
                  rng: np.random.Generator | None = None) -> None:
         self.settings = settings
         self.timeout_s = config.task.episode_timeout_s
+        robot = config.robot
+        self.arm_joints = np.array([name not in robot.gripper_joints
+                                    for name in robot.joint_names], dtype=np.float64)
+        self.position_lower = np.asarray(robot.position_lower, dtype=np.float64)
+        self.position_upper = np.asarray(robot.position_upper, dtype=np.float64)
         self.rng = rng or np.random.default_rng(settings.seed)
         self.world = operator_world(config, self.rng)
         self.reset()
@@ -202,6 +212,10 @@ class SimulatedOperator:
         self.episode_seen: int | None = None
         self.takeovers = 0
         self.last_control_press = -CONTROL_SETTLE_S
+        self.fumble_until = 0.0
+        self.fumble_offset: np.ndarray | None = None
+        self.fumble_start: np.ndarray | None = None
+        self.fumbles = 0
 
     # ---- decisions ----------------------------------------------------------------------
     def step(self, state: dict[str, Any], positions: np.ndarray, now: float, *,
@@ -218,6 +232,7 @@ class SimulatedOperator:
             if self.pending[1] == "takeover":
                 self.driving, self.takeovers = True, self.takeovers + 1
                 self.takeover_progress, self.takeover_time = self.progress, now
+                self._maybe_fumble(now)
             elif self.pending[1] == "handback":
                 self.driving = False
             if self.pending[1] in ("takeover", "handback"):
@@ -244,6 +259,9 @@ class SimulatedOperator:
             self.progress, self.progress_time = progress, now
         elapsed = float(state.get("time_s", 0.0))
         if human_in_control:
+            if now < self.fumble_until:
+                decision.target = self._fumble_target(positions)
+                return decision
             self.world.sync(state, positions)
             if not self.assisting:
                 self.world.begin_assist()
@@ -277,6 +295,28 @@ class SimulatedOperator:
                 self.declined_until_progress = progress
                 self.progress_time = now  # a declined stall waits another stall_s
         return decision
+
+    def _maybe_fumble(self, now: float) -> None:
+        """At a takeover press: with probability fumble_rate, start this takeover off course.
+        The offset is drawn here, the pose it is added to at the first driving tick."""
+        self.fumble_until, self.fumble_start = now, None
+        rate = self.settings.fumble_rate
+        if rate <= 0 or self.rng.random() >= rate:  # rate 0 draws nothing: same stream as before
+            return
+        direction = self.rng.uniform(-1.0, 1.0, size=self.arm_joints.shape)
+        self.fumble_offset = self.settings.fumble_amplitude * direction * self.arm_joints
+        self.fumble_until = now + self.settings.fumble_s
+        self.fumbles += 1
+
+    def _fumble_target(self, positions: np.ndarray) -> np.ndarray:
+        """The off-course target: the pose at the takeover plus the drawn offset, in limits.
+        The expert re-plans from wherever this leaves the arms (``assisting`` is reset)."""
+        if self.fumble_start is None:
+            self.fumble_start = np.asarray(positions, dtype=np.float64).copy()
+        self.assisting = False
+        assert self.fumble_offset is not None
+        return np.clip(self.fumble_start + self.fumble_offset, self.position_lower,
+                       self.position_upper)
 
     def _gives_up(self, now: float) -> bool:
         """No progress for give_up_s since the later of the takeover and the last progress."""
