@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import IO
 
 from aloe_ros.config import NodeEntry, TaskFile
+from aloe_ros.nodes.boot import STOP_SIGNALS
 
 __all__ = ["GraphRunner", "ManagedNode", "node_command", "node_environment"]
 
@@ -72,7 +73,7 @@ def _boot_child_setup() -> None:
     waits for that handler instead of raising KeyboardInterrupt in an import (exit 1, which
     the runner rightly counts as a crash)."""
     _die_with_parent()
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    signal.pthread_sigmask(signal.SIG_BLOCK, set(STOP_SIGNALS))
 
 
 @dataclass
@@ -208,7 +209,7 @@ class GraphRunner:
             if node.process is not None:
                 code = node.process.poll()
                 # A node stopped by our own SIGINT/SIGTERM is a clean stop.
-                if code not in (0, None, -signal.SIGINT, -signal.SIGTERM):
+                if code not in (0, None, *(-sig for sig in STOP_SIGNALS)):
                     node.failures.append(code)
                 node.process = None
 
@@ -235,7 +236,7 @@ class GraphRunner:
         def request_stop(signum: int, _frame: object) -> None:
             stop_requested.append(signum)
 
-        previous = {s: signal.signal(s, request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
+        previous = {s: signal.signal(s, request_stop) for s in STOP_SIGNALS}
         start = time.monotonic()
         try:
             self.start(recorder_ready)
