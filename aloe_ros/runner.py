@@ -209,7 +209,7 @@ class GraphRunner:
             if node.process is not None:
                 code = node.process.poll()
                 # A node stopped by our own SIGINT/SIGTERM is a clean stop.
-                if code not in (0, None, *(-sig for sig in STOP_SIGNALS)):
+                if code is not None and code not in (0, *(-sig for sig in STOP_SIGNALS)):
                     node.failures.append(code)
                 node.process = None
 
