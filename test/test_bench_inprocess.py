@@ -151,6 +151,19 @@ def test_bench_learning_inprocess_carries_the_critic_across_rounds(tmp_path: Pat
     task = (seed_dir / "round0" / "task.yaml").read_text()
     assert "advantage_beta: 0.05" in task
     assert "collection loop inprocess" in (out / "results.md").read_text()
+    # What the trained critic's weights make of the round's takeovers and policy chunks.
+    weighed = subprocess.run([AloeRos, "bench", "takeover-weights", str(seed_dir / "round0")],
+                             capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert weighed.returncode == 0, weighed.stdout[-2000:] + weighed.stderr[-2000:]
+    assert "1 episodes scored by aloe" in weighed.stdout
+    table = [line for line in weighed.stdout.splitlines()
+             if line.startswith("| ") and not line.startswith("| chunks |")]
+    assert table and sum(int(line.split("|")[2]) for line in table) > 0
+    assert sum(float(line.split("|")[6].strip(" %")) for line in table) == pytest.approx(
+        100, abs=len(table))
+    missing = subprocess.run([AloeRos, "bench", "takeover-weights", str(tmp_path / "nowhere")],
+                             capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert missing.returncode == 2 and "task.yaml not found" in missing.stdout
     again = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert again.returncode == 0 and again.stdout.count("done earlier") == 3
     # The no-operator evaluation, added to the finished rounds by a rerun (the real rollouts).

@@ -343,3 +343,41 @@ def test_build_trainer_samples_the_actor_as_deployed() -> None:
                               config.task.text, 0.0)
     chunks = actor.sample_chunks(observation, 3)
     assert np.allclose(chunks[0], chunks[1]) and np.allclose(chunks[0], chunks[2])
+
+
+def test_update_weighs_the_actor_loss_by_actor_weights(monkeypatch: pytest.MonkeyPatch) -> None:
+    """actor_weights is what update() uses, so tools that report it report training."""
+    batch = filled_replay().sample(12, np.random.default_rng(0))
+    cfg = learning(critic_warmup_updates=0)
+    trainers = [DaggerTrainer(ConstantPolicy(), cfg),
+                AloeTrainer(ConstantPolicy(), tiny_critic(cfg), cfg),
+                AwrMcTrainer(ConstantPolicy(), ValueNetwork(["top"], 2, width=32, image_size=8),
+                             cfg)]
+    for trainer in trainers:
+        reported, used = [], []
+        original = trainer.actor_weights
+
+        def spy(b, original=original, reported=reported):  # type: ignore[no-untyped-def]
+            result = original(b)
+            reported.append(result.weights.clone())
+            return result
+
+        monkeypatch.setattr(trainer, "actor_weights", spy)
+        monkeypatch.setattr(trainer, "actor_update",
+                            lambda b, w, used=used: used.append(w.clone()) or 0.0)
+        trainer.update(batch)
+        assert len(reported) == len(used) == 1, trainer.method
+        assert torch.equal(reported[0], used[0]), trainer.method
+
+
+def test_actor_weights_are_the_clipped_exponential_of_the_advantage() -> None:
+    batch = filled_replay().episode_batch(2)     # online then intervention chunks
+    cfg = learning(advantage_beta=0.05, advantage_clip=1.5)
+    aloe = AloeTrainer(ConstantPolicy(), tiny_critic(cfg), cfg)
+    scored = aloe.actor_weights(batch)
+    expected = torch.exp(torch.clamp(scored.advantage / 0.05, -1.5, 1.5))
+    assert torch.allclose(scored.weights, expected)
+    assert scored.weights.max() <= math.exp(1.5) + 1e-6
+    dagger = DaggerTrainer(ConstantPolicy(), cfg).actor_weights(batch)
+    assert torch.equal(dagger.weights, dagger_weights(batch))
+    assert not dagger.advantage.any() and not dagger.value.any()

@@ -8,13 +8,15 @@ from __future__ import annotations
 import argparse
 import importlib
 
-HELP = "whole-system benchmarks: learning (methods in the loop), faults (kill -9 and bad input)"
+HELP = ("whole-system benchmarks: learning (methods in the loop), faults (kill -9 and bad "
+        "input), value quality and takeover weights (what the critics learned)")
 
 BENCHES: dict[str, str] = {
     "learning": "aloe_ros.commands.bench_learning",
     "learning-report": "aloe_ros.commands.bench_learning_report",
     "faults": "aloe_ros.commands.bench_faults",
     "value-quality": "aloe_ros.commands.bench_value_quality",
+    "takeover-weights": "aloe_ros.commands.bench_takeover_weights",
 }
 
 

@@ -23,19 +23,18 @@ from aloe_ros.learning.batch import TransitionBatch
 from aloe_ros.learning.critic import CriticEnsemble
 from aloe_ros.learning.equations import (
     advantage,
-    advantage_weights,
     aggregate_ensemble,
     bootstrap_value,
     chunked_td_target,
     critic_td_loss,
     polyak_update,
-    scale_advantage,
     state_value,
 )
 from aloe_ros.learning.trainer_base import (
+    ActorWeights,
     GradientSync,
     TrainerBase,
-    scale_assisted_policy_chunks,
+    advantage_actor_weights,
     weight_shares,
 )
 from aloe_ros.policies.base import TrainableChunkPolicy
@@ -89,15 +88,7 @@ class AloeTrainer(TrainerBase):
         }
         # 3. Actor: advantage-weighted flow matching (weights detached, V a constant).
         if self.step >= cfg.critic_warmup_updates:
-            with torch.no_grad():
-                q_agg = self._aggregate(self.critic(batch.observation, batch.actions,
-                                                    batch.action_mask))
-            value = self._state_value(batch)
-            adv = advantage(q_agg, value)
-            scaled = scale_advantage(adv, value, cfg.advantage_scale, cfg.advantage_value_floor)
-            weights = scale_assisted_policy_chunks(
-                advantage_weights(scaled, cfg.advantage_beta, cfg.advantage_clip), batch,
-                cfg.assisted_policy_weight)
+            adv, value, weights = self.actor_weights(batch)
             stats.update({
                 "losses/actor": self.actor_update(batch, weights),
                 "charts/value": float(value.mean()), "charts/advantage": float(adv.mean()),
@@ -108,6 +99,15 @@ class AloeTrainer(TrainerBase):
             })
         self.step += 1
         return stats
+
+    def actor_weights(self, batch: TransitionBatch) -> ActorWeights:
+        """Adv = agg Q(o, A) - V(o) from the critic as it is now, and the actor's weights."""
+        batch = batch.to(self.device)
+        with torch.no_grad():
+            q_agg = self._aggregate(self.critic(batch.observation, batch.actions,
+                                                batch.action_mask))
+        value = self._state_value(batch)
+        return advantage_actor_weights(advantage(q_agg, value), value, batch, self.config)
 
     def evaluate(self, batch: TransitionBatch) -> dict[str, torch.Tensor]:
         """Per row: Q mean / std over heads, aggregated Q, V(o) and advantage (no grad)."""

@@ -21,11 +21,11 @@ from aloe_ros.config import LearningConfig
 from aloe_ros.io.episodes import HUMAN_SOURCES
 from aloe_ros.learning.batch import TransitionBatch
 from aloe_ros.learning.critic import ValueNetwork
-from aloe_ros.learning.equations import advantage_weights, scale_advantage
 from aloe_ros.learning.trainer_base import (
+    ActorWeights,
     GradientSync,
     TrainerBase,
-    scale_assisted_policy_chunks,
+    advantage_actor_weights,
     weight_shares,
 )
 from aloe_ros.policies.base import TrainableChunkPolicy
@@ -66,7 +66,7 @@ class DaggerTrainer(TrainerBase):
 
     def update(self, batch: TransitionBatch) -> dict[str, float]:
         batch = batch.to(self.device)
-        weights = dagger_weights(batch)
+        weights = self.actor_weights(batch).weights
         stats = {"charts/weight_mean": float(weights.mean()),
                  **weight_shares(weights, batch.source)}
         # Nothing to imitate in this batch: skip rather than step on a zero loss.
@@ -74,6 +74,12 @@ class DaggerTrainer(TrainerBase):
             stats["losses/actor"] = self.actor_update(batch, weights)
         self.step += 1
         return stats
+
+    def actor_weights(self, batch: TransitionBatch) -> ActorWeights:
+        """No critic: the weights are the data filter, advantage and value 0."""
+        batch = batch.to(self.device)
+        zeros = torch.zeros(len(batch), device=self.device)
+        return ActorWeights(zeros, zeros, dagger_weights(batch))
 
     def evaluate(self, batch: TransitionBatch) -> dict[str, torch.Tensor]:
         zeros = torch.zeros(len(batch))
@@ -106,18 +112,19 @@ class AwrMcTrainer(TrainerBase):
         stats = {"losses/value": float(value_loss.detach()),
                  "charts/value": float(value.detach().mean())}
         if self.step >= cfg.critic_warmup_updates:
-            adv, current_value = self._advantage(batch)
-            scaled = scale_advantage(adv, current_value, cfg.advantage_scale,
-                                     cfg.advantage_value_floor)
-            weights = scale_assisted_policy_chunks(
-                advantage_weights(scaled, cfg.advantage_beta, cfg.advantage_clip), batch,
-                cfg.assisted_policy_weight)
+            adv, _, weights = self.actor_weights(batch)
             stats.update({"losses/actor": self.actor_update(batch, weights),
                           "charts/advantage": float(adv.mean()),
                           "charts/weight_mean": float(weights.mean()),
                           **weight_shares(weights, batch.source)})
         self.step += 1
         return stats
+
+    def actor_weights(self, batch: TransitionBatch) -> ActorWeights:
+        """Adv from the value net as it is now, and the actor's weights."""
+        batch = batch.to(self.device)
+        adv, value = self._advantage(batch)
+        return advantage_actor_weights(adv, value, batch, self.config)
 
     def _advantage(self, batch: TransitionBatch) -> tuple[torch.Tensor, torch.Tensor]:
         """(Adv, V(o)) from the value net as it is now, no grad."""

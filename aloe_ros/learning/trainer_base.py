@@ -9,7 +9,7 @@ policy directory by the learner, not here).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import torch
 from torch import nn
@@ -17,10 +17,11 @@ from torch import nn
 from aloe_ros.config import LearningConfig
 from aloe_ros.io.episodes import HUMAN_SOURCES, SOURCES
 from aloe_ros.learning.batch import TransitionBatch
+from aloe_ros.learning.equations import advantage_weights, scale_advantage
 from aloe_ros.policies.base import TrainableChunkPolicy
 
-__all__ = ["GradientSync", "Trainer", "TrainerBase", "scale_assisted_policy_chunks",
-           "weight_shares"]
+__all__ = ["ActorWeights", "GradientSync", "Trainer", "TrainerBase", "advantage_actor_weights",
+           "scale_assisted_policy_chunks", "weight_shares"]
 
 # Called between backward() and the optimiser step, e.g. to all-reduce gradients across ranks.
 GradientSync = Callable[[list[nn.Parameter]], None]
@@ -42,6 +43,27 @@ def scale_assisted_policy_chunks(weights: torch.Tensor, batch: TransitionBatch,
                           dtype=weights.dtype, device=weights.device)
     assisted = batch.assisted.to(device=weights.device, dtype=weights.dtype)
     return weights * (1.0 - policy * assisted * (1.0 - factor))
+
+
+class ActorWeights(NamedTuple):
+    """Per row of a batch: what the actor loss weighs it by now, and why (no grad).
+    ``advantage`` and ``value`` are 0 for a method without a critic (HG-DAgger)."""
+
+    advantage: torch.Tensor
+    value: torch.Tensor
+    weights: torch.Tensor
+
+
+def advantage_actor_weights(adv: torch.Tensor, value: torch.Tensor, batch: TransitionBatch,
+                            config: LearningConfig) -> ActorWeights:
+    """The critic methods' weights: Adv scaled per ``advantage_scale``, then
+    exp(clip(Adv / beta, -c, c)), then ``assisted_policy_weight`` on the policy's chunks of
+    assisted episodes. One function, so ALOE, td1, AWR-MC and the analysis tools agree."""
+    scaled = scale_advantage(adv, value, config.advantage_scale, config.advantage_value_floor)
+    weights = scale_assisted_policy_chunks(
+        advantage_weights(scaled, config.advantage_beta, config.advantage_clip), batch,
+        config.assisted_policy_weight)
+    return ActorWeights(adv.detach(), value.detach(), weights.detach())
 
 
 def weight_shares(weights: torch.Tensor, sources: list[str]) -> dict[str, float]:
@@ -68,6 +90,8 @@ class Trainer(Protocol):
     def update(self, batch: TransitionBatch) -> dict[str, float]: ...
 
     def evaluate(self, batch: TransitionBatch) -> dict[str, torch.Tensor]: ...
+
+    def actor_weights(self, batch: TransitionBatch) -> ActorWeights: ...
 
     def state_dict(self) -> dict[str, Any]: ...
 
