@@ -42,6 +42,12 @@ def test_one_short_round_through_the_full_loop_then_resume(tmp_path: Path) -> No
     assert not (out / "aloe" / "seed0" / "round0" / "trained" / "replay").exists()
     bags = list((out / "aloe" / "seed0" / "round0" / "bags").iterdir())
     assert bags, "each round records a bag"
+    # The ROS loop's round has bags, no episodes/: takeover-weights reads the bags.
+    weighed = subprocess.run([AloeRos, "bench", "takeover-weights",
+                              str(out / "aloe" / "seed0" / "round0")],
+                             capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert weighed.returncode == 0, weighed.stdout[-2000:] + weighed.stderr[-2000:]
+    assert "episodes scored by aloe" in weighed.stdout and "| policy" in weighed.stdout
     assert (out / "success_per_round.png").stat().st_size > 1000
     assert "| aloe | 1 (eval) |" in (out / "results.md").read_text()
 

@@ -12,7 +12,8 @@ HELP = ("actor-loss weights a trained method gives the first seconds of each tak
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("round", type=Path, metavar="ROUND_DIR",
-                        help="a `bench learning` round: task.yaml, episodes/ (*.npz), trained/")
+                        help="a `bench learning` round: task.yaml, trained/ and its episodes "
+                             "(episodes/ of the in-process loop, or the ROS loop's bags/)")
     parser.add_argument("--checkpoint", type=Path, default=None, metavar="DIR",
                         help="score with this `aloe-ros train --out` directory instead of "
                              "ROUND_DIR/trained (e.g. a later round's critic)")
@@ -27,27 +28,36 @@ def run(args: argparse.Namespace) -> int:
     from aloe_ros.benchmarks.critic_scores import load_scorer
     from aloe_ros.benchmarks.takeover_weights import takeover_weight_stats, weights_table
     from aloe_ros.config import ConfigError, load_task_config
-    from aloe_ros.io.episodes import EpisodeFormatError, load_episode_dir
+    from aloe_ros.io.episodes import EpisodeFormatError
     from aloe_ros.learning.factory import build_replay
+    from aloe_ros.policies.bc import load_episodes
 
     name = "aloe-ros bench takeover-weights"
     checkpoint = args.checkpoint or args.round / "trained"
     if args.start_s <= 0:
         print(f"{name}: --start-s must be > 0, got {args.start_s}")
         return 2
-    for needed in (args.round / "task.yaml", args.round / "episodes", checkpoint / "learner"):
+    # The in-process loop saves episode files, the ROS loop one bag per round.
+    bags = sorted(p for p in (args.round / "bags").glob("*") if p.is_dir())
+    sources = [args.round / "episodes"] if (args.round / "episodes").is_dir() else bags
+    for needed in (args.round / "task.yaml", checkpoint / "learner"):
         if not needed.exists():
             print(f"{name}: {needed} not found (ROUND_DIR is a `bench learning` round "
                   "directory; --checkpoint an `aloe-ros train --out` one)")
             return 2
+    if not sources:
+        print(f"{name}: {args.round} has neither episodes/ nor bags/ to score")
+        return 2
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)  # V(o) samples chunks from the actor
     try:
         config = load_task_config(args.round / "task.yaml")
-        episodes = load_episode_dir(args.round / "episodes")
         scorer = load_scorer(config, checkpoint)
-    except (ConfigError, EpisodeFormatError, ValueError, KeyError) as exc:
+        # Frames at the actor's input size, as `aloe-ros train` reads them.
+        image_size = getattr(getattr(scorer.actor, "config", None), "image_size", None)
+        episodes = load_episodes(sources, config, resize=image_size)
+    except (ConfigError, EpisodeFormatError, ValueError, KeyError, OSError) as exc:
         print(f"{name}: {exc}")
         return 2
 
