@@ -6,6 +6,9 @@ import argparse
 import signal
 import sys
 
+# After the last message: how long subscribers get to acknowledge the rest before we exit.
+DELIVERY_WAIT_S = 10.0
+
 HELP = "republish a bag with the original timing (raw bytes; --clock for use_sim_time nodes)"
 
 
@@ -53,6 +56,10 @@ def run(args: argparse.Namespace) -> int:
         total = sum(report.published.values())
         print(f"aloe-ros replay: published {total} messages"
               f"{f' in {report.loops} loops' if report.loops > 1 else ''}", flush=True)
+        if not player.wait_for_delivery(DELIVERY_WAIT_S):
+            print(f"aloe-ros replay: warning: subscribers had not acknowledged every message "
+                  f"{DELIVERY_WAIT_S:g} s after the last one; the rest is dropped",
+                  file=sys.stderr, flush=True)
         player.destroy_node()
         return 0
     finally:

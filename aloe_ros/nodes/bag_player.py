@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from rclpy.duration import Duration
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rosgraph_msgs.msg import Clock
@@ -84,6 +85,19 @@ class BagPlayer(Node):
                 return True
             time.sleep(0.05)
         return False
+
+    def wait_for_delivery(self, timeout_s: float) -> bool:
+        """Wait until every subscriber acknowledged what was published (reliable topics).
+
+        Destroying a publisher drops the messages a reader has not acknowledged yet, so a
+        replay that exits right after its last message loses the tail on a loaded machine
+        (the reader still catching up). True when all were acknowledged in time."""
+        deadline = time.monotonic() + timeout_s
+        for publisher in self.publishers_by_topic.values():
+            left = max(0.0, deadline - time.monotonic())
+            if not publisher.wait_for_all_acked(Duration(nanoseconds=int(left * 1e9))):
+                return False
+        return True
 
     def play(self, *, loop: bool = False,
              progress: Callable[[float, float], None] | None = None) -> PlaybackReport:
