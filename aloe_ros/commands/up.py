@@ -9,6 +9,7 @@ import signal
 from pathlib import Path
 
 from aloe_ros.config import ConfigError, load_task_config
+from aloe_ros.nodes.boot import STOP_SIGNALS
 
 HELP = "start the task's nodes (same YAML as the launch file); Ctrl-C stops them all"
 
@@ -36,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     # Stop requests from the first moment: without this, a SIGTERM while the imports below
     # run (about half a second) killed the runner by the default action (exit -15).
     stop_requested: list[int] = []
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in STOP_SIGNALS:
         signal.signal(sig, lambda signum, _frame: stop_requested.append(signum))
     from aloe_ros.runner import GraphRunner, resolve_record_dir
 
