@@ -164,8 +164,8 @@ def test_a_fumbling_operator_first_drives_the_arms_off_course_then_rescues() -> 
     assert len(fumbling) >= 10
     # One fixed off-course target: the arm joints moved by the drawn offset, grippers held.
     assert all(np.array_equal(t, first) for t in fumbling)
-    assert np.allclose(first[gripper], frozen_policy(result["robot"])[gripper])
     home = frozen_policy(result["robot"])
+    assert np.allclose(first[gripper], home[gripper])
     moved = np.abs(first - home)
     assert moved[~gripper].max() > 0.05 and moved[~gripper].max() <= 0.3 + 1e-9
     # Then the expert drives: its targets differ from the fumble's.
@@ -173,12 +173,17 @@ def test_a_fumbling_operator_first_drives_the_arms_off_course_then_rescues() -> 
     assert after and not np.array_equal(after[0], first)
 
 
-def test_an_operator_that_never_fumbles_draws_the_same_episode_as_before() -> None:
+def test_an_operator_that_never_fumbles_draws_the_same_episode_as_before(
+        monkeypatch: pytest.MonkeyPatch) -> None:
     """fumble_rate 0 draws nothing from the operator's generator: runs stay reproducible."""
-    plain = run_episode(frozen_policy, SimOperatorConfig(stall_s=1.0, reaction_delay_s=0.2))
     off = run_episode(frozen_policy, SimOperatorConfig(stall_s=1.0, reaction_delay_s=0.2,
                                                        fumble_rate=0.0, fumble_s=3.0))
+    # The operator as it was before fumbles existed: the takeover press does nothing more.
+    monkeypatch.setattr(SimulatedOperator, "_maybe_fumble", lambda self, now: None)
+    plain = run_episode(frozen_policy, SimOperatorConfig(stall_s=1.0, reaction_delay_s=0.2))
     assert off["operator"].fumbles == 0
+    assert (off["operator"].rng.bit_generator.state
+            == plain["operator"].rng.bit_generator.state)
     assert plain["presses"] == off["presses"]
     assert len(plain["targets"]) == len(off["targets"])
     assert all(np.array_equal(a, b) for (_, a), (_, b) in zip(plain["targets"],
