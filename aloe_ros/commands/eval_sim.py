@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
                                      dict(config.policy.camera_keys), config.task.text)
             policy = load_policy(args.policy, binding=binding, device=config.policy.device)
         else:
-            policy = new_builtin_policy(config)
+            policy = new_builtin_policy(config, seed=config.learning.seed)
     except PolicyError as exc:
         print(f"aloe-ros eval-sim: {exc}")
         return 2

@@ -68,7 +68,7 @@ def _load(args: argparse.Namespace) -> tuple[Any, Any, bool]:
               else Path(args.policy) if args.policy
               else Path(config.policy.path) if config.policy.path else None)
     if source is None:
-        return config, new_builtin_policy(config), True
+        return config, new_builtin_policy(config, seed=learning.seed), True
     return config, default_actor_loader(learning.device)(source), False
 
 

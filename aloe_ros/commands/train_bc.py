@@ -21,9 +21,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, default=3000, help="gradient steps")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=1e-3, help="peak learning rate")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of the initial weights and of the batches: the same seed, "
+                             "data and --threads give the same checkpoint")
     parser.add_argument("--threads", type=int, default=0,
-                        help="torch CPU threads (0: torch's default)")
+                        help="torch CPU threads (0: torch's default; the thread count changes "
+                             "the float sums, so the weights)")
     parser.add_argument("--version", default="",
                         help="policy version to record (default: bc-<steps>-<sha prefix>)")
 
@@ -50,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"aloe-ros train-bc: configuration error: {exc}")
         return 2
-    policy = new_builtin_policy(config)
+    policy = new_builtin_policy(config, seed=args.seed)
     try:
         episodes = load_episodes(args.inputs, config, resize=policy.config.image_size)
         dataset = BCDataset(episodes, policy.camera_names, policy.chunk_horizon)

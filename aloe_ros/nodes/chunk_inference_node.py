@@ -164,7 +164,8 @@ class ChunkInferenceNode(AloeNode):
             self.get_logger().warning(
                 "no policy path (policy.path / --policy): running a fresh, UNTRAINED built-in "
                 "policy; the robot will move aimlessly")
-            policy = new_builtin_policy(self.config)
+            # learning.seed: the same untrained weights as the learner's fresh actor.
+            policy = new_builtin_policy(self.config, seed=self.config.learning.seed)
             policy.noise_scale = self.config.policy.noise_scale
             return policy
         try:

@@ -110,7 +110,8 @@ class CriticLearnerNode(AloeNode):
         cfg = self.config
         return Learner.create(
             cfg, actor_loader=default_actor_loader(cfg.learning.device),
-            new_actor=lambda: new_builtin_policy(cfg), checkpoint_dir=checkpoint_dir,
+            new_actor=lambda: new_builtin_policy(cfg, seed=cfg.learning.seed),
+            checkpoint_dir=checkpoint_dir,
             resume=self.get_parameter("resume").get_parameter_value().bool_value)
 
     def preload(self, paths: list[str]) -> None:

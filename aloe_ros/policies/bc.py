@@ -28,14 +28,24 @@ __all__ = ["BCDataset", "BCSettings", "load_episodes", "new_builtin_policy", "tr
 log = logging.getLogger(__name__)
 
 
-def new_builtin_policy(config: TaskFile, **overrides: object) -> BuiltinPolicy:
-    """An untrained built-in policy for a task's joints, cameras and policy settings."""
+def new_builtin_policy(config: TaskFile, *, seed: int | None = None,
+                       **overrides: object) -> BuiltinPolicy:
+    """An untrained built-in policy for a task's joints, cameras and policy settings.
+
+    ``seed``: its initial weights come from this seed (the global torch generator is left as
+    it was); None draws them from the global generator. Commands pass their ``--seed``, or
+    the same seed gives a different base policy on every run.
+    """
     settings = BuiltinPolicyConfig(
         joint_names=list(config.robot.joint_names),
         camera_names=[c.name for c in config.cameras],
         chunk_horizon=config.policy.chunk_horizon, flow_steps=config.policy.flow_steps,
         **overrides)  # type: ignore[arg-type]
-    return BuiltinPolicy(settings)
+    if seed is None:
+        return BuiltinPolicy(settings)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return BuiltinPolicy(settings)
 
 
 def load_episodes(paths: Iterable[Path | str], config: TaskFile,
