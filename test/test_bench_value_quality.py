@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -11,14 +13,17 @@ import yaml
 
 from aloe_ros.benchmarks.value_quality import (
     SimSnapshot,
+    TakeoverWatch,
     ground_truth_value,
     logged_chunks,
     make_snapshotting_robot,
     replay_then_policy,
+    stage_start_times,
 )
 from aloe_ros.config import TaskFile, load_task_config
 from aloe_ros.policies.base import Observation
 from aloe_ros.policies.sim_rollouts import record_expert_episode
+from aloe_ros.sim.operator import task_progress
 
 IMAGE_SIZE = (24, 32)
 
@@ -56,6 +61,19 @@ class ReplayPolicy:
         step = int(round(observation.stamp * self.rate_hz))
         index = np.minimum(np.arange(step, step + self.chunk_horizon), len(self.actions) - 1)
         return self.actions[index]
+
+
+class HoldPolicy:
+    """Commands the measured joints: the arms stop where they are (no progress, a stall)."""
+
+    chunk_horizon = 50
+    version = "hold"
+
+    def reset(self) -> None:
+        pass
+
+    def predict_chunk(self, observation: Observation) -> np.ndarray:
+        return np.repeat(np.asarray(observation.state)[None], self.chunk_horizon, axis=0)
 
 
 @pytest.fixture(scope="module")
@@ -168,6 +186,100 @@ def test_scripted_policy_from_a_restored_state_gets_the_known_value(config: Task
     assert stuck.value == 0.0 and stuck.successes == 0
 
 
+@pytest.fixture
+def penalised(config: TaskFile) -> TaskFile:
+    """The task with a takeover penalty: the truth is the learner's penalised return."""
+    penalised = copy.deepcopy(config)
+    penalised.learning.takeover_penalty = 1.0
+    penalised.operator.stall_s = 2.0
+    penalised.operator.reaction_delay_s = 0.2
+    return penalised
+
+
+def test_stage_start_times_follow_the_logged_stages(expert_episode) -> None:  # type: ignore[no-untyped-def]
+    _, snapshots = expert_episode
+    since = stage_start_times(snapshots)
+    stages = [task_progress(s.objects, s.scene) for s in snapshots]
+    assert len(set(stages)) >= 3, "the expert passes through the stages"
+    assert since[0] == snapshots[0].time_s
+    for t in range(1, len(snapshots)):
+        expected = since[t - 1] if stages[t] == stages[t - 1] else snapshots[t].time_s
+        assert since[t] == expected
+
+
+def test_with_a_takeover_penalty_a_stalled_policy_is_worth_the_penalty_at_the_takeover(
+        penalised: TaskFile, expert_episode) -> None:  # type: ignore[no-untyped-def]
+    """The operator watches the rollout: a policy that stops is taken over stall_s after the
+    stage was reached (plus the reaction delay), and the rollout is worth -p gamma^(n-1). The
+    stall clock comes from the logged episode: a stage reached earlier, an earlier takeover."""
+    episode, snapshots = expert_episode
+    config = penalised
+    rate = config.robot.control_rate_hz
+    stages = [task_progress(s.objects, s.scene) for s in snapshots]
+    chunk = next(c for c in logged_chunks(episode, snapshots, config)[1:]
+                 if len(set(stages[c.start:c.start + c.valid_steps + 1])) == 1)
+    actions = chunk.actions[:chunk.valid_steps]
+    frozen = HoldPolicy()
+    robot = make_snapshotting_robot(config, IMAGE_SIZE)
+    gamma, start = config.learning.gamma, chunk.snapshot.time_s
+    ticks = {}
+    for earlier_s in (0.0, 0.5):
+        value, n, reason = replay_then_policy(config, robot, chunk.snapshot, actions, frozen,
+                                              gamma, TakeoverWatch(config, 1.0),
+                                              stage_since_s=start - earlier_s)
+        assert reason == "takeover"
+        assert value == pytest.approx(-gamma ** (n - 1))
+        expected = (config.operator.stall_s - earlier_s + config.operator.reaction_delay_s) * rate
+        assert abs(n - expected) <= 2, (n, expected)
+        ticks[earlier_s] = n
+    assert abs(ticks[0.0] - ticks[0.5] - 0.5 * rate) <= 1
+    # ground_truth_value does the same from the chunk's own stall clock; no penalty: timeout.
+    truth = ground_truth_value(config, robot, chunk.snapshot, actions, frozen, rollouts=2,
+                               stage_since_s=start)
+    assert truth.returns == [pytest.approx(-gamma ** (ticks[0.0] - 1))] * 2
+    assert truth.successes == 0
+
+
+def test_with_a_takeover_penalty_a_finishing_policy_keeps_its_value(
+        penalised: TaskFile, expert_episode) -> None:  # type: ignore[no-untyped-def]
+    """The expert's own actions as the current policy progress faster than the stall clock:
+    the operator never takes over and the value is gamma^(T-1-t), as without the penalty."""
+    episode, snapshots = expert_episode
+    penalised.operator.stall_s = 10.0
+    chunk = logged_chunks(episode, snapshots, penalised)[1]
+    robot = make_snapshotting_robot(penalised, IMAGE_SIZE)
+    truth = ground_truth_value(penalised, robot, chunk.snapshot,
+                               chunk.actions[:chunk.valid_steps],
+                               ReplayPolicy(episode.actions, penalised.robot.control_rate_hz),  # type: ignore[arg-type]
+                               rollouts=1, stage_since_s=chunk.stage_since_s)
+    gamma = penalised.learning.gamma
+    assert truth.value == pytest.approx(gamma ** (len(episode) - 1 - chunk.start))
+
+
+def test_a_policy_chunk_cut_by_a_takeover_is_worth_its_logged_penalty(
+        penalised: TaskFile, expert_episode) -> None:  # type: ignore[no-untyped-def]
+    """As the learner's transition: -p gamma^(k-1), terminal, nothing rolled out."""
+    episode, snapshots = expert_episode
+    horizon = penalised.policy.execute_horizon
+    takeover = horizon + 10   # the policy drives until here, then the human
+    human = np.zeros(len(episode), dtype=bool)
+    human[takeover:] = True
+    versions = ["v1" if not h else "" for h in human]
+    assisted = replace(episode, human=human, policy_versions=versions, source="online")
+    chunks = logged_chunks(assisted, snapshots, penalised)
+    cut = next(c for c in chunks if c.start + c.valid_steps == takeover)
+    assert cut.cut_by_takeover and cut.done and cut.valid_steps == 10
+    gamma = penalised.learning.gamma
+    assert cut.reward == pytest.approx(-gamma ** 9)
+    assert cut.mc_return == pytest.approx(-gamma ** 9), "the policy's return ends there"
+    assert not any(c.cut_by_takeover for c in chunks if c is not cut)
+    robot = make_snapshotting_robot(penalised, IMAGE_SIZE)
+    truth = ground_truth_value(penalised, robot, cut.snapshot, cut.actions[:cut.valid_steps],
+                               NeverCalledPolicy(), rollouts=4,  # type: ignore[arg-type]
+                               cut_by_takeover=cut.cut_by_takeover)
+    assert truth.returns == [pytest.approx(cut.reward)]
+
+
 def test_split_half_reliability_of_the_ground_truth() -> None:
     from aloe_ros.benchmarks.value_quality_run import split_half_reliability
 
@@ -194,7 +306,8 @@ def test_tie_free_ceiling_is_one_without_ties_and_drops_with_them() -> None:
     assert ceiling == tie_free_ceiling(mostly_zero), "seeded: the same table every run"
 
 
-def test_bench_value_quality_command_tiny_budget(tmp_path: Path) -> None:
+def test_bench_value_quality_command_tiny_budget(tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
     """The whole pipeline with a tiny budget: data, three trainings, ground truth, table."""
     from aloe_ros.benchmarks.critic_scores import load_scorer
     from aloe_ros.benchmarks.value_quality_run import (
@@ -265,6 +378,16 @@ def test_bench_value_quality_command_tiny_budget(tmp_path: Path) -> None:
     wrong = [*trained_argv[:-1], f"aloe={run / 'train' / 'td1'}"]
     assert main(wrong) == 2, "a td1 learner is not an ALOE critic"
     assert main([*trained_argv[:-1], f"td1={run / 'train' / 'td1'}"]) == 2, "not in --method"
+    # A bench round's critic trained with a takeover penalty values another return than this
+    # --task's truth: refused, naming the round's task YAML to pass instead.
+    import shutil
+
+    bench_round = tmp_path / "bench_round"
+    shutil.copytree(run / "train" / "aloe", bench_round / "trained")
+    data["learning"]["takeover_penalty"] = 1.0
+    (bench_round / "task.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    assert main([*trained_argv[:-1], f"aloe={bench_round / 'trained'}"]) == 2
+    assert f"pass --task {bench_round / 'task.yaml'}" in capsys.readouterr().out
 
 
 def test_snapshots_from_a_bag_with_the_sim_state(tmp_path: Path) -> None:

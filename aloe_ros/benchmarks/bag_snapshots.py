@@ -88,13 +88,13 @@ def restore_fidelity(logged: list[tuple[Episode, list[SimSnapshot]]], config: Ta
     errors = []
     for episode, snapshots in logged:
         for chunk in logged_chunks(episode, snapshots, config):
-            if chunk.done:
+            end = chunk.start + chunk.valid_steps
+            if end >= len(episode):   # ended the episode: no recorded state after it
                 continue
             chunk.snapshot.restore(robot)
             for action in chunk.actions[:chunk.valid_steps]:
                 robot.command(action)
                 physics_tick(robot, config)
-            end = chunk.start + chunk.valid_steps
             errors.append(float(np.max(np.abs(robot.positions - episode.states[end]))))
     if not errors:
         return {"chunks": 0}

@@ -11,6 +11,14 @@ ends; ``n`` is the control tick (counted from t, starting at 0) in which the out
 The reward is the task's sparse reward (1 on the success tick), so this is the same quantity
 the learner's TD targets and Monte-Carlo returns estimate.
 
+With ``learning.takeover_penalty`` p > 0 the learner's critics value a different quantity: a
+policy step that runs into a takeover earns -p and ends the policy's return. The ground truth
+follows: the simulated operator (``config.operator``) watches each rollout from the restored
+state, its stall clock started when the logged episode reached the restored stage, and a
+rollout it would take over returns ``-p * gamma^(n-1)`` (n the tick of the takeover, n - 1 the
+policy's last); a logged policy chunk that was cut by a takeover is worth its logged
+``-p * gamma^(k-1)``.
+
 Ground-truth rollouts render the cameras only when the executor asks for an observation (once
 per chunk), not every tick: the policy sees exactly what it would, at a fraction of the cost.
 Frames are rendered at the configured camera size and area-downsampled to ``image_size`` (the
@@ -28,14 +36,16 @@ import numpy as np
 
 from aloe_ros.config import RobotConfig, SimConfig, TaskFile
 from aloe_ros.io.episodes import Episode
-from aloe_ros.io.transitions import episode_to_transitions
+from aloe_ros.io.transitions import episode_to_transitions, takeover_steps
 from aloe_ros.policies.base import ChunkPolicy, Observation
 from aloe_ros.policies.executor import ChunkExecutor
 from aloe_ros.policies.sim_rollouts import executor_config, physics_tick
+from aloe_ros.sim.operator import SimulatedOperator, task_progress, task_stage
 from aloe_ros.sim.robot import SimRobot
 
-__all__ = ["GroundTruth", "LoggedChunk", "SimSnapshot", "SnapshottingSimRobot",
-           "ground_truth_value", "logged_chunks", "physics_tick", "replay_then_policy"]
+__all__ = ["GroundTruth", "LoggedChunk", "SimSnapshot", "SnapshottingSimRobot", "TakeoverWatch",
+           "ground_truth_value", "logged_chunks", "physics_tick", "replay_then_policy",
+           "stage_start_times"]
 
 log = logging.getLogger(__name__)
 
@@ -143,16 +153,41 @@ def make_snapshotting_robot(config: TaskFile, image_size: tuple[int, int] | None
                                 image_size)
 
 
+class TakeoverWatch:
+    """The simulated operator's takeover decision over a ground-truth rollout: whether, and
+    when, it would take a restored episode from the policy (it never drives here)."""
+
+    def __init__(self, config: TaskFile, penalty: float, seed: int = 0) -> None:
+        self.penalty = penalty
+        self.dt = 1.0 / config.robot.control_rate_hz
+        self.operator = SimulatedOperator(config, config.operator, np.random.default_rng(seed))
+
+    def start(self, robot: SimRobot, stage_since_s: float) -> None:
+        self.operator.watch_from(robot.privileged_state(), stage_since_s)
+
+    def takes_over(self, robot: SimRobot) -> bool:
+        """One control tick, before the policy acts (as in the in-process loop)."""
+        decision = self.operator.step(robot.privileged_state(), robot.positions,
+                                      float(robot.episode_time_s), human_in_control=False,
+                                      episode_running=True, dt=self.dt)
+        return "takeover" in decision.press
+
+
 def replay_then_policy(config: TaskFile, robot: SnapshottingSimRobot, snapshot: SimSnapshot,
                        actions: np.ndarray, policy: ChunkPolicy | None,
-                       gamma: float) -> tuple[float, int, str]:
+                       gamma: float, watch: TakeoverWatch | None = None,
+                       stage_since_s: float = 0.0) -> tuple[float, int, str]:
     """One ground-truth rollout: restore ``snapshot``, command ``actions`` (the chunk's executed
     steps, one per tick), then run ``policy`` to the episode's end.
 
     Returns (discounted return gamma^n * 1[success], ticks run, outcome reason). With
     ``policy=None`` the rollout stops after the chunk (return 0 unless it ended the episode).
+    With ``watch`` the operator watches the policy's part (its stall clock started at episode
+    time ``stage_since_s``, moved on if the chunk reaches a new stage) and a takeover ends the
+    rollout with ``-penalty * gamma^(n-1)``, reason "takeover".
     """
     snapshot.restore(robot)
+    stage = task_stage(robot.privileged_state()) if watch is not None else 0
     tick = 0
     for action in actions:
         robot.command(action)
@@ -161,12 +196,19 @@ def replay_then_policy(config: TaskFile, robot: SnapshottingSimRobot, snapshot: 
             return (gamma ** tick if robot.outcome.success else 0.0), tick + 1, \
                 robot.outcome.reason
         tick += 1
+        if watch is not None and task_stage(robot.privileged_state()) != stage:
+            stage, stage_since_s = task_stage(robot.privileged_state()), robot.episode_time_s
     if policy is None:
         return 0.0, tick, "chunk ended"
     policy.reset()
     executor = ChunkExecutor(executor_config(config, policy.chunk_horizon))
     executor.set_measured_state(robot.positions)
+    if watch is not None:
+        watch.start(robot, stage_since_s)
     while True:
+        if watch is not None and watch.takes_over(robot):
+            # The policy's last step was the previous tick (tick >= 1: the chunk came first).
+            return -watch.penalty * gamma ** (tick - 1), tick, "takeover"
         request = executor.want_inference()
         if request is not None:
             state = robot.positions.astype(np.float32)
@@ -193,25 +235,35 @@ class GroundTruth:
 
 def ground_truth_value(config: TaskFile, robot: SnapshottingSimRobot, snapshot: SimSnapshot,
                        actions: np.ndarray, policy: ChunkPolicy, *, rollouts: int,
-                       seed: int = 0) -> GroundTruth:
+                       seed: int = 0, stage_since_s: float = 0.0,
+                       cut_by_takeover: bool = False) -> GroundTruth:
     """Q^pi(s_t, A_t) by ``rollouts`` independent rollouts (policy noise seeded per rollout).
 
     The sim is deterministic given its commands, so a chunk that ends the episode inside its
     executed steps needs one rollout; the policy's sampling noise is what varies otherwise.
+    With ``learning.takeover_penalty`` > 0 the operator watches (module docstring);
+    ``stage_since_s`` and ``cut_by_takeover`` come from the logged chunk.
     """
     import torch
 
     gamma = config.learning.gamma
+    penalty = config.learning.takeover_penalty
+    if penalty > 0 and cut_by_takeover:
+        # What the logged chunk led to, as the learner's transition has it: nothing to roll out.
+        value = -penalty * gamma ** (len(actions) - 1)
+        return GroundTruth(value, [value], 0, [len(actions)])
+    watch = TakeoverWatch(config, penalty, seed) if penalty > 0 else None
     returns: list[float] = []
     ticks: list[int] = []
     successes = 0
     for r in range(max(1, rollouts)):
         torch.manual_seed(seed * 1009 + r)
-        value, n, reason = replay_then_policy(config, robot, snapshot, actions, policy, gamma)
+        value, n, reason = replay_then_policy(config, robot, snapshot, actions, policy, gamma,
+                                              watch, stage_since_s)
         returns.append(value)
         ticks.append(n)
         successes += int(value > 0)
-        if n <= len(actions) and reason != "chunk ended":
+        if n <= len(actions) and reason not in ("chunk ended", "takeover"):
             break  # decided inside the logged chunk: every rollout would repeat it
     return GroundTruth(float(np.mean(returns)), returns, successes, ticks)
 
@@ -232,26 +284,48 @@ class LoggedChunk:
     done: bool
     snapshot: SimSnapshot
     mc_return: float              # the logged episode's return from t (behaviour's outcome)
+    stage_since_s: float = 0.0    # episode time the task stage at t was reached (stall clock)
+    cut_by_takeover: bool = False  # a policy chunk that ran into a takeover
 
 
 def logged_chunks(episode: Episode, snapshots: list[SimSnapshot], config: TaskFile
                   ) -> list[LoggedChunk]:
     """The critic chunks of one episode (``policy.execute_horizon`` steps, split at control
-    changes, as the learner cuts them), each with the sim snapshot at its first step."""
+    changes, as the learner cuts them, with its ``learning.takeover_penalty``), each with the
+    sim snapshot at its first step."""
+    from aloe_ros.learning.replay import episode_returns
+
     if len(snapshots) != len(episode):
         raise ValueError(f"episode {episode.episode_id}: {len(snapshots)} snapshots for "
                          f"{len(episode)} steps")
     horizon = config.policy.execute_horizon
     gamma = config.learning.gamma
-    rewards = np.asarray(episode.rewards, dtype=np.float64)
-    discounts = gamma ** np.arange(len(rewards))
+    penalty = config.learning.takeover_penalty
+    returns = episode_returns(episode, gamma, penalty)
+    stage_since = stage_start_times(snapshots)
+    takeovers = set(takeover_steps(episode).tolist())
     out = []
     for t in episode_to_transitions(episode, chunk_length=horizon, execute_horizon=horizon,
-                                    gamma=gamma):
-        mc = float(np.sum(rewards[t.start:] * discounts[:len(rewards) - t.start]))
+                                    gamma=gamma, takeover_penalty=penalty):
         out.append(LoggedChunk(
             episode_id=episode.episode_id, start=t.start, source=t.source,
             observation=t.observation, next_observation=t.next_observation,
             actions=t.actions, valid_steps=t.valid_steps, reward=t.reward,
-            discount=t.discount, done=t.done, snapshot=snapshots[t.start], mc_return=mc))
+            discount=t.discount, done=t.done, snapshot=snapshots[t.start],
+            mc_return=float(returns[t.start]), stage_since_s=stage_since[t.start],
+            cut_by_takeover=t.start + t.valid_steps in takeovers))
     return out
+
+
+def stage_start_times(snapshots: list[SimSnapshot]) -> list[float]:
+    """Per logged step, the episode time at which the task stage of that step was reached: the
+    simulated operator's stall clock (it starts on the first step it sees)."""
+    times: list[float] = []
+    previous = None
+    for snapshot in snapshots:
+        stage = task_progress(snapshot.objects, snapshot.scene)
+        if stage != previous or not times:
+            since = snapshot.time_s
+        times.append(since)
+        previous = stage
+    return times

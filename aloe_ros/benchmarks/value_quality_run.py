@@ -131,7 +131,7 @@ def train_methods(plan: ValueQualityPlan, config: TaskFile, report: Callable[[st
     out: dict[str, Path] = {}
     for method in plan.methods:
         if method in plan.trained:
-            out[method] = trained_checkpoint(plan.trained[method], method)
+            out[method] = trained_checkpoint(plan.trained[method], method, config)
             continue
         folder = plan.out / "train" / method
         if not (folder / "learner" / "learner.json").is_file():
@@ -147,8 +147,12 @@ def train_methods(plan: ValueQualityPlan, config: TaskFile, report: Callable[[st
     return out
 
 
-def trained_checkpoint(folder: Path, method: str) -> Path:
-    """A given training output of ``method``; ValueError naming the problem otherwise."""
+def trained_checkpoint(folder: Path, method: str, config: TaskFile | None = None) -> Path:
+    """A given training output of ``method``; ValueError naming the problem otherwise.
+
+    A bench learning round keeps its task YAML beside ``trained/``: when ``config`` values a
+    different return than that round's critic was trained on (``learning.takeover_penalty``),
+    the scores would compare two quantities, so that is refused too."""
     meta_path = folder / "learner" / "learner.json"
     if not meta_path.is_file():
         raise ValueError(f"--trained {method}={folder}: no learner/learner.json (not an "
@@ -156,6 +160,15 @@ def trained_checkpoint(folder: Path, method: str) -> Path:
     found = json.loads(meta_path.read_text()).get("method")
     if found != method:
         raise ValueError(f"--trained {method}={folder}: its learner was trained as {found!r}")
+    round_task = folder.parent / "task.yaml"
+    if config is not None and round_task.is_file():
+        trained_penalty = load_task_config(round_task).learning.takeover_penalty
+        if trained_penalty != config.learning.takeover_penalty:
+            raise ValueError(
+                f"--trained {method}={folder}: trained with learning.takeover_penalty "
+                f"{trained_penalty:g} ({round_task}), --task has "
+                f"{config.learning.takeover_penalty:g}; the ground truth must value the same "
+                f"return: pass --task {round_task}")
     return folder
 
 
@@ -190,14 +203,18 @@ def ground_truths(plan: ValueQualityPlan, config: TaskFile, method: str, actor: 
     """Per chunk, the discounted return of each rollout of pi_M (their mean is Q^{pi_M}).
 
     Cached in eval/truth_<method>.json (resumable, per chunk); the cache is for one actor
-    version and rollout count, anything else starts it afresh. A chunk decided inside its
-    logged steps has one rollout (every rollout would repeat it)."""
+    version, rollout count and takeover penalty, anything else starts it afresh. A chunk
+    decided inside its logged steps has one rollout (every rollout would repeat it)."""
     cache_path = plan.out / "eval" / f"truth_{method}.json"
     cache: dict[str, Any] = (json.loads(cache_path.read_text()) if cache_path.is_file()
                              else {})
     version = str(getattr(actor, "version", ""))
-    if cache.get("rollouts") != plan.rollouts or cache.get("policy_version") != version:
-        cache = {"rollouts": plan.rollouts, "policy_version": version, "values": {}}
+    # The penalty changes what a chunk is worth (the operator watches the rollouts).
+    penalty = config.learning.takeover_penalty
+    if (cache.get("rollouts") != plan.rollouts or cache.get("policy_version") != version
+            or cache.get("takeover_penalty", 0.0) != penalty):
+        cache = {"rollouts": plan.rollouts, "policy_version": version,
+                 "takeover_penalty": penalty, "values": {}}
     robot = make_snapshotting_robot(config, IMAGE_SIZE)
     returns: list[list[float]] = []
     for i, chunk in enumerate(chunks):
@@ -205,7 +222,9 @@ def ground_truths(plan: ValueQualityPlan, config: TaskFile, method: str, actor: 
         if key not in cache["values"]:
             truth = ground_truth_value(config, robot, chunk.snapshot,
                                        chunk.actions[:chunk.valid_steps], actor,
-                                       rollouts=plan.rollouts, seed=plan.seed + i)
+                                       rollouts=plan.rollouts, seed=plan.seed + i,
+                                       stage_since_s=chunk.stage_since_s,
+                                       cut_by_takeover=chunk.cut_by_takeover)
             cache["values"][key] = asdict(truth)
             cache_path.parent.mkdir(parents=True, exist_ok=True)
             cache_path.write_text(json.dumps(cache))

@@ -217,6 +217,16 @@ class SimulatedOperator:
         self.fumble_start: np.ndarray | None = None
         self.fumbles = 0
 
+    def watch_from(self, state: dict[str, Any], stage_since_s: float) -> None:
+        """Start watching mid-episode with the policy in control, as if it had watched since
+        the episode began: the stage of ``state`` was reached at episode time ``stage_since_s``
+        (the stall clock runs from there). Ground-truth rollouts restore a logged state and
+        need the takeover the operator would make from it (aloe_ros/benchmarks/value_quality)."""
+        self.reset()
+        self.episode_seen = state.get("episode")
+        self.progress = task_stage(state)
+        self.progress_time = float(stage_since_s)
+
     # ---- decisions ----------------------------------------------------------------------
     def step(self, state: dict[str, Any], positions: np.ndarray, now: float, *,
              human_in_control: bool, episode_running: bool, dt: float) -> OperatorDecision:
