@@ -280,6 +280,39 @@ def test_a_policy_chunk_cut_by_a_takeover_is_worth_its_logged_penalty(
     assert truth.returns == [pytest.approx(cut.reward)]
 
 
+def test_with_a_takeover_penalty_the_logged_policy_episodes_are_operator_watched(
+        tmp_path: Path) -> None:
+    """The critics learned the penalised return from episodes the operator watched: the
+    logged ones are recorded the same way (takeovers, the human's steps, one snapshot per
+    step), so their stall clocks are ones the critics can have seen."""
+    from policy_fixtures import tiny_builtin
+
+    from aloe_ros.benchmarks.value_quality_run import (
+        ValueQualityPlan,
+        load_logged,
+        record_data,
+    )
+
+    data = yaml.safe_load((Path(load_task_config("pack_phone").source_path)).read_text())
+    data["task"]["episode_timeout_s"] = 3.0
+    data["learning"]["takeover_penalty"] = 1.0
+    data["operator"] = {**data.get("operator", {}), "stall_s": 0.5, "reaction_delay_s": 0.1}
+    task = tmp_path / "penalised.yaml"
+    task.write_text(yaml.safe_dump(data, sort_keys=False))
+    config = load_task_config(task)
+    tiny_builtin(config).save(tmp_path / "base", version="tiny")
+    plan = ValueQualityPlan(task=str(task), out=tmp_path / "vq", demo_episodes=1,
+                            policy_episodes=1, base_policy=tmp_path / "base")
+    messages: list[str] = []
+    record_data(plan, config, messages.append)
+    (episode, snapshots), = load_logged(tmp_path / "vq" / "data" / "policy")
+    assert episode.human.any() and not episode.human[0], "the operator took over"
+    assert len(snapshots) == len(episode)
+    assert "the simulated operator watching" in messages[-1]
+    chunks = logged_chunks(episode, snapshots, config)
+    assert any(c.cut_by_takeover for c in chunks)
+
+
 def test_split_half_reliability_of_the_ground_truth() -> None:
     from aloe_ros.benchmarks.value_quality_run import split_half_reliability
 

@@ -94,8 +94,10 @@ def load_logged(folder: Path) -> list[tuple[Episode, list[SimSnapshot]]]:
 
 def record_data(plan: ValueQualityPlan, config: TaskFile, report: Callable[[str], None]) -> None:
     """Stages 1-3: demos with snapshots, the base policy, the base policy's episodes."""
+    from aloe_ros.benchmarks.inprocess_loop import rollout_assisted
     from aloe_ros.policies.checkpoint import load_policy
     from aloe_ros.policies.sim_rollouts import record_expert_episode, rollout_policy
+    from aloe_ros.sim.operator import SimulatedOperator
 
     robot = make_snapshotting_robot(config, IMAGE_SIZE)
     demos = plan.out / "data" / "demos"
@@ -113,14 +115,30 @@ def record_data(plan: ValueQualityPlan, config: TaskFile, report: Callable[[str]
     logged = plan.out / "data" / "policy"
     if not plan.bags and not any(logged.glob("*.npz")):
         policy = load_policy(base)
-        successes = 0
+        # With a takeover penalty the truth depends on the operator's stall clock, which the
+        # critics learned from operator-watched episodes: log those, not ones where the policy
+        # stalls unwatched for half a minute (their truth would be a takeover right away).
+        watched = config.learning.takeover_penalty > 0
+        operator = SimulatedOperator(config, config.operator,
+                                     np.random.default_rng(config.operator.seed))
+        successes = takeovers = 0
         for i in range(plan.policy_episodes):
-            result = rollout_policy(config, robot, policy, seed=plan.seed * 10_000 + 500 + i,
-                                    episode_id=1000 + i, record_images=True)
-            successes += int(result.success)
-            _save_episode(logged, result.episode, robot.snapshots)
+            seed = plan.seed * 10_000 + 500 + i
+            if watched:
+                assisted = rollout_assisted(config, robot, policy, operator, seed=seed,
+                                            episode_id=1000 + i)
+                episode, success = assisted.episode, assisted.success and not assisted.takeovers
+                takeovers += assisted.takeovers
+            else:
+                result = rollout_policy(config, robot, policy, seed=seed, episode_id=1000 + i,
+                                        record_images=True)
+                episode, success = result.episode, result.success
+            successes += int(success)
+            # The operator's failure press ends an episode after that tick's render.
+            _save_episode(logged, episode, robot.snapshots[:len(episode)])
         report(f"base policy: {successes}/{plan.policy_episodes} successes in the logged "
-               "episodes")
+               "episodes" + (f", the simulated operator watching ({takeovers} takeovers)"
+                             if watched else ""))
 
 
 def train_methods(plan: ValueQualityPlan, config: TaskFile, report: Callable[[str], None]
