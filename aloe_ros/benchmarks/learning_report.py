@@ -217,7 +217,8 @@ def success_plot(rounds: list[dict[str, Any]], path: Path, title: str) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=120)
+    fig = plt.figure(figsize=(6.4, 4.0), dpi=120)
+    ax = fig.add_axes((0.12, 0.14, 0.84, 0.76))   # fixed: the legend below adds to the image
     for method, per_round in sorted(_by_method_round(rounds).items()):
         xs = sorted(per_round)
         rates = [[e["successes"] / max(e["episodes"], 1) * 100 for e in per_round[x]]
@@ -237,8 +238,8 @@ def success_plot(rounds: list[dict[str, Any]], path: Path, title: str) -> Path:
     ax.set_ylim(-2, 102)
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path)
+    # Below the axes: with several methods and long labels an inside legend hides the lines.
+    legend = ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), fontsize=8)
+    fig.savefig(path, bbox_inches="tight", bbox_extra_artists=[legend])
     plt.close(fig)
     return path
