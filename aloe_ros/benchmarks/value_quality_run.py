@@ -118,13 +118,14 @@ def record_data(plan: ValueQualityPlan, config: TaskFile, report: Callable[[str]
         # With a takeover penalty the truth depends on the operator's stall clock, which the
         # critics learned from operator-watched episodes: log those, not ones where the policy
         # stalls unwatched for half a minute (their truth would be a takeover right away).
-        watched = config.learning.takeover_penalty > 0
-        operator = SimulatedOperator(config, config.operator,
-                                     np.random.default_rng(config.operator.seed))
+        operator = (SimulatedOperator(config, config.operator,
+                                      np.random.default_rng(config.operator.seed))
+                    if config.learning.takeover_penalty > 0 else None)
+        watched = operator is not None
         successes = takeovers = 0
         for i in range(plan.policy_episodes):
             seed = plan.seed * 10_000 + 500 + i
-            if watched:
+            if operator is not None:
                 assisted = rollout_assisted(config, robot, policy, operator, seed=seed,
                                             episode_id=1000 + i)
                 episode, success = assisted.episode, assisted.success and not assisted.takeovers
