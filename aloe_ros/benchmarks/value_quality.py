@@ -196,8 +196,10 @@ def replay_then_policy(config: TaskFile, robot: SnapshottingSimRobot, snapshot: 
             return (gamma ** tick if robot.outcome.success else 0.0), tick + 1, \
                 robot.outcome.reason
         tick += 1
-        if watch is not None and task_stage(robot.privileged_state()) != stage:
-            stage, stage_since_s = task_stage(robot.privileged_state()), robot.episode_time_s
+        if watch is not None:
+            reached = task_stage(robot.privileged_state())
+            if reached != stage:
+                stage, stage_since_s = reached, robot.episode_time_s
     if policy is None:
         return 0.0, tick, "chunk ended"
     policy.reset()

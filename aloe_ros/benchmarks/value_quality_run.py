@@ -121,7 +121,6 @@ def record_data(plan: ValueQualityPlan, config: TaskFile, report: Callable[[str]
         operator = (SimulatedOperator(config, config.operator,
                                       np.random.default_rng(config.operator.seed))
                     if config.learning.takeover_penalty > 0 else None)
-        watched = operator is not None
         successes = takeovers = 0
         for i in range(plan.policy_episodes):
             seed = plan.seed * 10_000 + 500 + i
@@ -139,7 +138,7 @@ def record_data(plan: ValueQualityPlan, config: TaskFile, report: Callable[[str]
             _save_episode(logged, episode, robot.snapshots[:len(episode)])
         report(f"base policy: {successes}/{plan.policy_episodes} successes in the logged "
                "episodes" + (f", the simulated operator watching ({takeovers} takeovers)"
-                             if watched else ""))
+                             if operator is not None else ""))
 
 
 def train_methods(plan: ValueQualityPlan, config: TaskFile, report: Callable[[str], None]
