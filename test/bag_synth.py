@@ -7,6 +7,7 @@ tests know exactly which rows, labels and boundaries a correct reader must produ
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -111,8 +112,10 @@ def synthetic_messages(config: Any, plans: list[EpisodePlan]) -> Recorded:
 
 
 def write_synthetic_bag(path: Path, config: Any, plans: list[EpisodePlan],
-                        extra: list[tuple[str, str, int, Any]] | None = None) -> Recorded:
-    """Record synthetic messages into a bag with the logger's writer (no DDS)."""
+                        extra: list[tuple[str, str, int, Any]] | None = None,
+                        keep: Callable[[int], bool] | None = None) -> Recorded:
+    """Record synthetic messages into a bag with the logger's writer (no DDS); ``keep(t_ns)``
+    picks the messages this bag got (a recorder that was up only part of the run)."""
     import json
 
     from rclpy.serialization import serialize_message
@@ -132,6 +135,8 @@ def write_synthetic_bag(path: Path, config: Any, plans: list[EpisodePlan],
     for topic, _msgtype, t_ns, msg in extra or []:
         recorded.messages.append((topic, t_ns, msg))
     for topic, t_ns, msg in sorted(recorded.messages, key=lambda m: m[1]):
+        if keep is not None and not keep(t_ns):
+            continue
         assert recorder.submit(topic, t_ns + 100_000, serialize_message(msg))
     stats = recorder.close()
     assert not stats.lost and not stats.error, stats

@@ -92,10 +92,10 @@ def test_resize_and_rate_override(bag: tuple[Path, Any]) -> None:
 def test_episode_spans_from_event_stream() -> None:
     # START, outcome; an outcome without START (recording began mid-episode); a START cut by
     # RESET; and a START still open at the end of the bag.
-    events = [(150, 0, 1, 1.0, "x"),
-              (200, 0, 0, 0.0, ""), (300, 0, 2, 0.0, "dropped"),
-              (400, 0, 0, 0.0, ""), (450, 0, 4, 0.0, ""),
-              (500, 0, 0, 0.0, "")]
+    events = [(150, 0, 1, 1.0, "x", 6),
+              (200, 0, 0, 0.0, "", 7), (300, 0, 2, 0.0, "dropped", 7),
+              (400, 0, 0, 0.0, "", 8), (450, 0, 4, 0.0, "", 8),
+              (500, 0, 0, 0.0, "", 9)]
     spans = episode_spans(events, bag_start_ns=100, bag_end_ns=900)
     assert [(s.start_ns, s.end_ns, s.outcome) for s in spans] == [
         (100, 150, "success"), (200, 300, "failure"), (400, 450, ""), (500, 900, "")]

@@ -26,6 +26,10 @@ Rules (also in docs/recording.md):
 * **Policy version** of a policy row: that of the newest ActionChunk at or before its command.
 * **Reward**: from EpisodeEvents only: the outcome event's reward on the last row.
 * **Source**: an episode where a human commanded every row and no chunk arrived is a demo.
+* **Split episodes**: a recorder restarted mid-episode leaves the episode's first part at the
+  end of one bag (cut, no outcome) and the rest at the start of the next (no START). Each part
+  carries its EpisodeEvent ``episode_id`` in the metadata; ``join_split_episodes`` puts the two
+  back together, with a hole where nothing was recorded, so the first part gets the outcome.
 """
 
 from __future__ import annotations
@@ -42,16 +46,22 @@ from aloe_ros.config import TaskFile, TopicsConfig
 from aloe_ros.io.bag_frames import fill_images
 from aloe_ros.io.bag_reader import Bag, BagError
 from aloe_ros.io.bag_types import header_stamp_ns
-from aloe_ros.io.episodes import Episode
+from aloe_ros.io.episodes import HOLE_STARTS, Episode
 from aloe_ros.io.transitions import ChunkTransition, episode_to_transitions
 
-__all__ = ["BagStreams", "EpisodeSpan", "bag_transitions", "episode_spans", "read_episodes"]
+__all__ = ["BagStreams", "EpisodeSpan", "EventRow", "bag_transitions", "episode_spans",
+           "join_split_episodes", "read_episodes"]
 
 log = logging.getLogger(__name__)
 
 START, SUCCESS, FAILURE, ABORT, RESET = 0, 1, 2, 3, 4
 TAKEOVER, HANDBACK, ESTOP, RELEASE_ESTOP = 0, 1, 2, 3
 OUTCOMES = {SUCCESS: "success", FAILURE: "failure", ABORT: "abort"}
+# An EpisodeEvent as read: (stamp ns, source 0 manager / 1 detector, kind, reward, reason, id)
+EventRow = tuple[int, int, int, float, str, int]
+# Episode metadata keys of the parts of a split episode
+RECORDED_ID, BEGINS_MID_EPISODE, CUT_AT_BAG_END = (
+    "recorded_episode_id", "begins_mid_episode", "cut_at_bag_end")
 
 
 @dataclass
@@ -62,6 +72,9 @@ class EpisodeSpan:
     outcome: str = ""          # success | failure | abort | "" (truncated)
     reason: str = ""
     reward: float = 0.0
+    recorded_id: int | None = None   # EpisodeEvent.episode_id of its START or outcome
+    begins_mid_episode: bool = False  # the bag began inside it (no START recorded)
+    cut_at_bag_end: bool = False      # still open when the bag ended
 
 
 @dataclass
@@ -70,7 +83,7 @@ class BagStreams:
 
     joint_names: list[str]
     task: str
-    events: list[tuple[int, int, int, float, str]] = field(default_factory=list)
+    events: list[EventRow] = field(default_factory=list)
     interventions: list[tuple[int, int]] = field(default_factory=list)
     command_t: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     command_q: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
@@ -133,7 +146,8 @@ def load_streams(bag: Bag, config: TaskFile, cameras: dict[str, str]) -> BagStre
                 vectors[topic].append((_stamp(msg, log_ns), q, str(msg.header.frame_id)))
             elif topic in event_sources:
                 streams.events.append((_stamp(msg, log_ns), event_sources[topic], int(msg.kind),
-                                       float(msg.reward), str(msg.reason)))
+                                       float(msg.reward), str(msg.reason),
+                                       int(msg.episode_id)))
             elif topic == topics.intervention:
                 streams.interventions.append((_stamp(msg, log_ns), int(msg.kind)))
             elif topic == topics.policy_chunk:
@@ -165,32 +179,36 @@ def load_streams(bag: Bag, config: TaskFile, cameras: dict[str, str]) -> BagStre
     return streams
 
 
-def episode_spans(events: list[tuple[int, int, int, float, str]], bag_start_ns: int,
-                  bag_end_ns: int) -> list[EpisodeSpan]:
-    """Cut the event stream (stamp, source, kind, reward, reason) into episodes."""
+def episode_spans(events: list[EventRow], bag_start_ns: int, bag_end_ns: int
+                  ) -> list[EpisodeSpan]:
+    """Cut the event stream (stamp, source, kind, reward, reason, episode id) into episodes."""
     spans: list[EpisodeSpan] = []
     current: EpisodeSpan | None = None
     last_end = bag_start_ns
     next_id = 0
     if not events:  # no lifecycle recorded at all: the whole bag is one truncated episode
-        return [EpisodeSpan(0, bag_start_ns, bag_end_ns)]
+        return [EpisodeSpan(0, bag_start_ns, bag_end_ns, begins_mid_episode=True,
+                            cut_at_bag_end=True)]
     if events[0][2] == START and events[0][0] > bag_start_ns:
         # the recording began mid-episode: what came before the first START is truncated data
-        spans.append(EpisodeSpan(next_id, bag_start_ns, events[0][0]))
+        spans.append(EpisodeSpan(next_id, bag_start_ns, events[0][0], begins_mid_episode=True))
         next_id += 1
-    for stamp, _source, kind, reward, reason in events:
+    for stamp, _source, kind, reward, reason, recorded_id in events:
         if kind == START:
             if current is not None:
                 current.end_ns = stamp
                 spans.append(current)
-            current = EpisodeSpan(next_id, stamp, bag_end_ns)
+            current = EpisodeSpan(next_id, stamp, bag_end_ns, recorded_id=recorded_id)
             next_id += 1
         elif kind in OUTCOMES or kind == RESET:
             if current is None:
                 if kind == RESET:
                     last_end = stamp
                     continue
-                current = EpisodeSpan(next_id, last_end, stamp)  # outcome with no START seen
+                # an outcome with no START seen; the bag's first one began before the bag
+                current = EpisodeSpan(next_id, last_end, stamp, recorded_id=recorded_id,
+                                      begins_mid_episode=not spans
+                                      and last_end == bag_start_ns)
                 next_id += 1
             current.end_ns = stamp
             if kind in OUTCOMES:
@@ -199,6 +217,7 @@ def episode_spans(events: list[tuple[int, int, int, float, str]], bag_start_ns: 
             current, last_end = None, stamp
     if current is not None:
         current.end_ns = bag_end_ns
+        current.cut_at_bag_end = True
         spans.append(current)
     return spans
 
@@ -342,6 +361,12 @@ def _to_episode(rows: _Rows, streams: BagStreams, config: TaskFile, rate: float,
                     interventions=str(sum(
                         1 for t, k in streams.interventions
                         if k == TAKEOVER and span.start_ns <= t <= span.end_ns)))
+    if span.recorded_id is not None:
+        metadata[RECORDED_ID] = str(span.recorded_id)
+    if span.begins_mid_episode:
+        metadata[BEGINS_MID_EPISODE] = "1"
+    if span.cut_at_bag_end:
+        metadata[CUT_AT_BAG_END] = "1"
     return Episode(
         task=config.task.text, joint_names=list(config.robot.joint_names),
         control_rate_hz=rate, timestamps=rows.times.astype(np.float64) * 1e-9,
@@ -410,3 +435,91 @@ def bag_transitions(bags: Iterable[Path | str], config: TaskFile | None = None, 
                     gamma=task_config.learning.gamma, current_version=current_version,
                     takeover_penalty=task_config.learning.takeover_penalty)
     return transitions
+
+
+def _joinable(tail: Episode, head: Episode, max_gap_s: float) -> bool:
+    """``head`` is the rest of ``tail``, which a recorder restart cut off (see module doc)."""
+    if (tail.metadata.get(CUT_AT_BAG_END) != "1" or head.metadata.get(BEGINS_MID_EPISODE) != "1"
+            or RECORDED_ID not in tail.metadata
+            or tail.metadata[RECORDED_ID] != head.metadata.get(RECORDED_ID)):
+        return False
+    gap = float(head.timestamps[0] - tail.timestamps[-1])
+    same_shape = (set(tail.images) == set(head.images)
+                  and all(tail.images[c].shape[1:] == head.images[c].shape[1:]
+                          for c in tail.images))
+    return (0 < gap <= max_gap_s and same_shape and tail.task == head.task
+            and tail.joint_names == head.joint_names
+            and tail.control_rate_hz == head.control_rate_hz)
+
+
+def _joined_metadata(tail: Episode, head: Episode, hole: int) -> dict[str, str]:
+    metadata: dict[str, str] = {}
+    for key in {**tail.metadata, **head.metadata}:
+        first, second = tail.metadata.get(key), head.metadata.get(key)
+        if first is not None and second is not None and first.isdigit() and second.isdigit() \
+                and key != RECORDED_ID:
+            metadata[key] = str(int(first) + int(second))   # row, frame and takeover counts
+        else:
+            metadata[key] = first if first is not None else str(second)
+    metadata.update(bag=f"{tail.metadata.get('bag', '')},{head.metadata.get('bag', '')}",
+                    outcome=head.metadata.get("outcome", "truncated"))
+    holes = [*tail.hole_starts.tolist(), hole, *(head.hole_starts + hole).tolist()]
+    metadata[HOLE_STARTS] = ",".join(map(str, holes))
+    # the joined episode begins where its first part did and ends where its second did
+    metadata.pop(BEGINS_MID_EPISODE, None)
+    metadata.pop(CUT_AT_BAG_END, None)
+    if BEGINS_MID_EPISODE in tail.metadata:
+        metadata[BEGINS_MID_EPISODE] = "1"
+    if CUT_AT_BAG_END in head.metadata:
+        metadata[CUT_AT_BAG_END] = "1"
+    return metadata
+
+
+def _join(tail: Episode, head: Episode) -> Episode:
+    hole = len(tail)
+    return Episode(
+        task=tail.task, joint_names=list(tail.joint_names),
+        control_rate_hz=tail.control_rate_hz,
+        timestamps=np.concatenate([tail.timestamps, head.timestamps]),
+        images={c: np.concatenate([tail.images[c], head.images[c]]) for c in tail.images},
+        states=np.concatenate([tail.states, head.states]),
+        actions=np.concatenate([tail.actions, head.actions]),
+        human=np.concatenate([tail.human, head.human]),
+        policy_versions=[*tail.policy_versions, *head.policy_versions],
+        rewards=np.concatenate([tail.rewards, head.rewards]),
+        episode_id=tail.episode_id,
+        source="demo" if tail.source == head.source == "demo" else "online",
+        success=head.success, outcome_reason=head.outcome_reason,
+        metadata=_joined_metadata(tail, head, hole))
+
+
+def join_split_episodes(episodes: list[Episode], max_gap_s: float) -> list[Episode]:
+    """Put back together each episode that a recorder restart split across two bags.
+
+    Without this the first part is a truncated episode of its own: a Monte-Carlo return sees
+    no reward after it, and HG-DAgger's success filter drops its policy chunks even when the
+    episode succeeded in the next bag. Parts join when the first was cut at its bag's end, the
+    second began its bag without a START, both carry the same EpisodeEvent ``episode_id`` and
+    the second starts at most ``max_gap_s`` after the first ends (same task, joints, cameras
+    and rate). The joined episode keeps the first part's place in the list and has a hole
+    (``metadata['hole_starts']``) where nothing was recorded; chunks never reach across it.
+    """
+    joined: list[Episode | None] = list(episodes)
+    order = sorted(range(len(episodes)), key=lambda i: float(episodes[i].timestamps[0])
+                   if len(episodes[i]) else 0.0)
+    for i in order:
+        tail = joined[i]
+        if tail is None or not len(tail) or tail.metadata.get(CUT_AT_BAG_END) != "1":
+            continue
+        heads = [j for j in order if j != i and (other := joined[j]) is not None
+                 and len(other) and _joinable(tail, other, max_gap_s)]
+        if not heads:
+            continue
+        head = joined[heads[0]]   # the earliest: order is by start time
+        assert head is not None
+        gap = float(head.timestamps[0] - tail.timestamps[-1])
+        log.info("joined episode %s split across %s and %s (%.1f s not recorded)",
+                 tail.metadata[RECORDED_ID], tail.metadata.get("bag", "?"),
+                 head.metadata.get("bag", "?"), gap)
+        joined[i], joined[heads[0]] = _join(tail, head), None
+    return [e for e in joined if e is not None]

@@ -7,23 +7,31 @@ reward. Chunk transitions for the learner are cut from episodes (io/transitions)
 
 On disk an episode is one ``.npz`` file (``Episode.save`` / ``Episode.load``); a directory of
 them is an "episode directory", accepted wherever bags are (train-bc, train).
+
+An episode is normally one unbroken stretch of control steps. One that was joined across two
+bags (a recorder restarted mid-episode: ``join_split_episodes`` in io/bag_episodes) has a hole
+where nothing was recorded; ``stretches`` says where, and nothing that needs consecutive steps
+(a chunk, an imitation target) reaches across it.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["Episode", "EpisodeFormatError", "SOURCES", "load_episode_dir"]
+__all__ = ["Episode", "EpisodeFormatError", "HOLE_STARTS", "SOURCES", "load_episode_dir"]
 
 # Where the actions of a step came from; 'historical' = an older policy version than current.
 SOURCES = ("demo", "intervention", "online", "historical")
 # The sources a human acted in; the others are the policy's own chunks.
 HUMAN_SOURCES = ("demo", "intervention")
 FORMAT_VERSION = 1
+# metadata key: comma-separated steps that follow a hole in the recording
+HOLE_STARTS = "hole_starts"
 
 
 class EpisodeFormatError(ValueError):
@@ -61,9 +69,43 @@ class Episode:
             raise EpisodeFormatError(f"episode has {steps} timestamps but {wrong}")
         if self.source not in SOURCES:
             raise EpisodeFormatError(f"unknown source {self.source!r}; use one of {SOURCES}")
+        _ = self.hole_starts  # a malformed metadata['hole_starts'] fails here, not mid-training
 
     def __len__(self) -> int:
         return len(self.timestamps)
+
+    @cached_property
+    def hole_starts(self) -> np.ndarray:
+        """Steps that follow a hole, from ``metadata['hole_starts']`` (set where an episode is
+        joined; never guessed from the timestamps, whose jitter on a live robot is no hole)."""
+        text = self.metadata.get(HOLE_STARTS, "")
+        try:
+            steps = np.array([int(v) for v in text.split(",") if v.strip()], dtype=np.int64)
+        except ValueError:
+            raise EpisodeFormatError(f"episode {self.episode_id}: metadata {HOLE_STARTS} "
+                                     f"{text!r} is not a list of steps") from None
+        if steps.size and (np.any(steps <= 0) or np.any(steps >= len(self))
+                           or np.any(np.diff(steps) <= 0)):
+            raise EpisodeFormatError(f"episode {self.episode_id}: metadata {HOLE_STARTS} "
+                                     f"{text!r} must be increasing steps in 1..{len(self) - 1}")
+        return steps
+
+    def stretches(self) -> list[tuple[int, int]]:
+        """(start, end) step ranges recorded without a hole: [(0, len)] for a whole episode."""
+        bounds = [0, *self.hole_starts.tolist(), len(self)]
+        return list(zip(bounds[:-1], bounds[1:]))
+
+    def stretch_end(self, step: int) -> int:
+        """End (exclusive) of the unbroken stretch that holds ``step``."""
+        after = self.hole_starts[self.hole_starts > step]
+        return int(after[0]) if after.size else len(self)
+
+    def steps_between(self, step: int) -> int:
+        """Control periods from ``step`` to the next step: 1, more across a hole."""
+        if step + 1 >= len(self) or step + 1 not in self.hole_starts:
+            return 1
+        gap = float(self.timestamps[step + 1] - self.timestamps[step])
+        return max(1, round(gap * self.control_rate_hz))
 
     @property
     def done(self) -> bool:

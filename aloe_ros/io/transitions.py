@@ -65,14 +65,18 @@ def chunk_boundaries(episode: Episode, execute_horizon: int) -> Iterator[tuple[i
     """(start, end) step ranges: at most ``execute_horizon`` long, split where control changes.
 
     The final step of a truncated episode (no outcome) starts no chunk of its own and ends
-    none: there is no next observation after it to bootstrap from.
+    none: there is no next observation after it to bootstrap from. The last step before a hole
+    in the recording (an episode joined across bags) is treated the same way, so no chunk
+    reaches across steps that were never recorded.
     """
-    last = len(episode) if episode.done else len(episode) - 1
-    start = 0
-    while start < last:
-        end = min(same_control_end(episode, start, execute_horizon), last)
-        yield start, end
-        start = end
+    for stretch_start, stretch_end in episode.stretches():
+        ends_episode = stretch_end == len(episode)
+        last = stretch_end if ends_episode and episode.done else stretch_end - 1
+        start = stretch_start
+        while start < last:
+            end = min(same_control_end(episode, start, execute_horizon), last)
+            yield start, end
+            start = end
 
 
 def chunk_spans(episode: Episode, execute_horizon: int, stride: int = 0
@@ -90,8 +94,9 @@ def chunk_spans(episode: Episode, execute_horizon: int, stride: int = 0
 
 def same_control_end(episode: Episode, start: int, horizon: int) -> int:
     """End (exclusive) of the steps from ``start`` on, at most ``horizon``, that the same
-    actor produced: the same human flag and the same policy version as at ``start``."""
-    end = min(start + horizon, len(episode))
+    actor produced: the same human flag and the same policy version as at ``start``, and no
+    hole in the recording between them."""
+    end = min(start + horizon, episode.stretch_end(start))
     human = np.asarray(episode.human[start:end], dtype=bool)
     versions = np.asarray(episode.policy_versions[start:end])
     changed = np.flatnonzero((human != human[0]) | (versions != versions[0]))
@@ -100,9 +105,11 @@ def same_control_end(episode: Episode, start: int, horizon: int) -> int:
 
 def takeover_steps(episode: Episode) -> np.ndarray:
     """Steps where a human took control from the policy: the first human step after a policy
-    step (demos, all human, have none)."""
+    step (demos, all human, have none). A change of hands inside a hole in the recording is
+    not counted: when the policy's run ended there was not seen."""
     human = np.asarray(episode.human, dtype=bool)
-    return np.flatnonzero(human[1:] & ~human[:-1]) + 1
+    steps = np.flatnonzero(human[1:] & ~human[:-1]) + 1
+    return steps[~np.isin(steps, episode.hole_starts)]
 
 
 def _observation(episode: Episode, step: int) -> Observation:

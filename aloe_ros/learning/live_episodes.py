@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from aloe_ros.io.episodes import Episode
+from aloe_ros.io.episodes import HOLE_STARTS, Episode
 
 __all__ = ["LiveEpisodeBuilder", "slice_episode"]
 
@@ -204,4 +204,17 @@ def slice_episode(episode: Episode, start: int, stop: int | None = None) -> Epis
         rewards=rewards, episode_id=episode.episode_id, source=episode.source,
         success=episode.success if keep_outcome else None,
         outcome_reason=episode.outcome_reason if keep_outcome else "",
-        metadata={**episode.metadata, "step_offset": str(offset)})
+        metadata=_sliced_metadata(episode, start, stop, offset))
+
+
+def _sliced_metadata(episode: Episode, start: int, stop: int | None, offset: int
+                     ) -> dict[str, str]:
+    """The episode's metadata, with its holes (if any) moved to the slice's step numbers."""
+    metadata = {**episode.metadata, "step_offset": str(offset)}
+    end = len(episode) if stop is None else min(stop, len(episode))
+    inside = [int(h) - start for h in episode.hole_starts if start < h < end]
+    if inside:
+        metadata[HOLE_STARTS] = ",".join(map(str, inside))
+    else:
+        metadata.pop(HOLE_STARTS, None)
+    return metadata

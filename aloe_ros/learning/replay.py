@@ -59,29 +59,38 @@ class ReplaySpec:
 
 
 def monte_carlo_returns(rewards: np.ndarray, gamma: float,
-                        terminal: np.ndarray | None = None) -> np.ndarray:
+                        terminal: np.ndarray | None = None,
+                        periods: np.ndarray | None = None) -> np.ndarray:
     """G_t = sum_{i >= t} gamma^(i - t) r_i, computed backwards (no bootstrap at truncation);
-    a step flagged in ``terminal`` ends its return there (G_t = r_t)."""
+    a step flagged in ``terminal`` ends its return there (G_t = r_t). ``periods[t]`` is how
+    many control periods lie between step t and t + 1 (1 unless a hole was skipped)."""
     returns = np.zeros(len(rewards), dtype=np.float32)
     running = 0.0
     for t in range(len(rewards) - 1, -1, -1):
         if terminal is not None and terminal[t]:
             running = 0.0
-        running = float(rewards[t]) + gamma * running
+        step_gamma = gamma if periods is None else gamma ** float(periods[t])
+        running = float(rewards[t]) + step_gamma * running
         returns[t] = running
     return returns
 
 
 def episode_returns(episode: Episode, gamma: float, takeover_penalty: float = 0.0) -> np.ndarray:
     """Monte-Carlo return of every step; with a takeover penalty, the policy's last step before
-    each takeover earns -penalty and ends the policy's return (as its chunk transitions do)."""
+    each takeover earns -penalty and ends the policy's return (as its chunk transitions do).
+    Across a hole in the recording the return is discounted by the time that passed."""
     rewards = np.asarray(episode.rewards, dtype=np.float32).copy()
     terminal = np.zeros(len(rewards), dtype=bool)
     if takeover_penalty > 0:
         last_policy_steps = takeover_steps(episode) - 1
         rewards[last_policy_steps] -= takeover_penalty
         terminal[last_policy_steps] = True
-    return monte_carlo_returns(rewards, gamma, terminal)
+    periods = None
+    if episode.hole_starts.size:
+        periods = np.ones(len(rewards), dtype=np.float64)
+        for hole in episode.hole_starts:
+            periods[hole - 1] = episode.steps_between(int(hole) - 1)
+    return monte_carlo_returns(rewards, gamma, terminal, periods)
 
 
 @dataclass

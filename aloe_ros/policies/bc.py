@@ -50,7 +50,8 @@ def new_builtin_policy(config: TaskFile, *, seed: int | None = None,
 
 def load_episodes(paths: Iterable[Path | str], config: TaskFile,
                   resize: tuple[int, int] | None = None) -> list[Episode]:
-    """Episodes from episode directories, single .npz files and rosbag2 directories."""
+    """Episodes from episode directories, single .npz files and rosbag2 directories; an
+    episode split across two of the bags by a recorder restart comes back as one."""
     episodes: list[Episode] = []
     for raw in paths:
         path = Path(raw)
@@ -70,7 +71,10 @@ def load_episodes(paths: Iterable[Path | str], config: TaskFile,
         for file in files:
             episode = Episode.load(file)
             episodes.append(downsample_episode(episode, resize) if resize else episode)
-    return episodes
+    from aloe_ros.io.bag_episodes import join_split_episodes
+
+    # A recorder restarted mid-episode left it in two bags: one episode again, with a hole.
+    return join_split_episodes(episodes, max_gap_s=config.task.episode_timeout_s)
 
 
 def downsample_episode(episode: Episode, size: tuple[int, int]) -> Episode:
@@ -100,12 +104,14 @@ class BCDataset:
         self.images = {c: np.concatenate([e.images[c] for e in episodes]) for c in camera_names}
         self.states = np.concatenate([e.states for e in episodes]).astype(np.float32)
         self.tasks = [e.task for e in episodes for _ in range(len(e))]
-        # Row r's chunk: actions[r + i] for i < H, clipped at its episode's last row.
+        # Row r's chunk: actions[r + i] for i < H, clipped at the last row of its episode (of
+        # its stretch, in an episode joined across a hole: no chunk skips unrecorded steps).
         self.actions = np.concatenate([e.actions for e in episodes]).astype(np.float32)
         ends = np.cumsum([len(e) for e in episodes])
         starts = ends - np.array([len(e) for e in episodes])
-        self.last_row = np.concatenate([np.full(len(e), end - 1)
-                                        for e, end in zip(episodes, ends)])
+        self.last_row = np.concatenate([
+            np.full(stretch_end - stretch_start, first + stretch_end - 1)
+            for e, first in zip(episodes, starts) for stretch_start, stretch_end in e.stretches()])
         self.episode_start = np.concatenate([np.full(len(e), s) for e, s in zip(episodes, starts)])
 
     def __len__(self) -> int:
