@@ -292,7 +292,7 @@ def test_no_operator_eval_is_added_to_finished_rounds_on_eval_sims_seeds(
         calls.append((policy.version, seed))
         success = seed % 2 == 0
         return sim_rollouts.RolloutResult(None, success, "success" if success else "timeout",  # type: ignore[arg-type]
-                                          10)
+                                          10, furthest_stage=2)
 
     monkeypatch.setattr(sim_rollouts, "rollout_policy", fake_rollout)
     plan = LearningBenchPlan(task=str(task), methods=["aloe"], rounds=1, episodes_per_round=1,
@@ -306,6 +306,7 @@ def test_no_operator_eval_is_added_to_finished_rounds_on_eval_sims_seeds(
         assert result["autonomous_episodes"] == 3
         assert result["autonomous_successes"] == 2          # the even seeds 100000, 100002
         assert result["autonomous_reasons"] == {"success": 2, "timeout": 1}
+        assert result["autonomous_failed_at_stage"] == {"2": 1}   # failures only
         assert result["takeovers"] == 1, "the collected round itself is kept"
     assert sum("done earlier" in line for line in lines) == 2
 

@@ -9,7 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from aloe_ros.benchmarks.learning_report import load_rounds, results_table, success_plot
+from aloe_ros.benchmarks.learning_report import (
+    load_rounds,
+    results_table,
+    stage_table,
+    success_plot,
+)
 
 AloeRos = str(Path(sys.executable).with_name("aloe-ros"))
 SMALL_CAMERAS = "[" + ", ".join(
@@ -94,7 +99,22 @@ def test_the_table_and_plot_show_the_no_operator_eval_where_rounds_have_it(
     assert "| - |" in dagger_row
     rounds[1].pop("autonomous_episodes")
     assert "| 25 % of 20, 1 of 2 seeds; failed: 12 timeouts, 3 other |" in results_table(rounds)
+    assert stage_table([*rounds, older]) == "", "rounds from before the stages were kept"
     assert success_plot([*rounds, older], tmp_path / "plot.png", "t").stat().st_size > 1000
+
+
+def test_stage_table_sums_where_the_failures_stopped_over_seeds() -> None:
+    rounds = [fake_round("aloe", seed, index, 2, index == 0) for seed in (0, 1)
+              for index in (0, 1)]
+    rounds[0]["autonomous_failed_at_stage"] = {"0": 3, "3": 10}
+    rounds[1]["autonomous_failed_at_stage"] = {"3": 4}
+    rounds[2]["autonomous_failed_at_stage"] = {"1": 2, "3": 5}
+    rounds[3]["autonomous_failed_at_stage"] = {}       # round 1 of seed 1: no failure
+    rounds.append(fake_round("dagger", 0, 0, 2, True))  # older: no stages recorded
+    table = stage_table(rounds)
+    assert "| aloe | 0 | 2 | 20 | stage 0 x3, stage 1 x2, stage 3 x15 |" in table
+    assert "| aloe | 1 | 2 | 4 | stage 3 x4 |" in table
+    assert "dagger" not in table
 
 
 def write_run(run: Path, method: str, seeds: tuple[int, ...], **plan: object) -> Path:

@@ -85,6 +85,9 @@ class RoundResult:
     autonomous_episodes: int = 0
     autonomous_successes: int = 0
     autonomous_reasons: dict[str, int] = field(default_factory=dict)
+    # Its failures by the furthest task stage they reached (sim.operator.task_stage, as JSON
+    # keys): where the policy gets stuck.
+    autonomous_failed_at_stage: dict[str, int] = field(default_factory=dict)
 
     @property
     def success_rate(self) -> float:
@@ -262,12 +265,15 @@ def evaluate_autonomous(config_path: Path, policy_dir: Path, episodes: int, resu
     torch.set_num_threads(max(1, threads))
     config = load_task_config(config_path)
     policy = load_task_policy(config, str(policy_dir))
-    successes, reasons = 0, {}
+    successes, reasons, failed_at = 0, {}, {}
 
     def count(i: int, rollout: RolloutResult) -> None:
         nonlocal successes
         successes += int(rollout.success)
         reasons[rollout.reason] = reasons.get(rollout.reason, 0) + 1
+        if not rollout.success:
+            stage = str(rollout.furthest_stage)
+            failed_at[stage] = failed_at.get(stage, 0) + 1
         if progress is not None:
             progress(i + 1, successes)
 
@@ -275,6 +281,7 @@ def evaluate_autonomous(config_path: Path, policy_dir: Path, episodes: int, resu
     result.autonomous_episodes = episodes
     result.autonomous_successes = successes
     result.autonomous_reasons = reasons
+    result.autonomous_failed_at_stage = failed_at
 
 
 def train(plan: LearningBenchPlan, method: str, data: list[Path], init: Path, out: Path,

@@ -177,6 +177,31 @@ def seed_table(rounds: list[dict[str, Any]]) -> str:
             f"round.\n\n" + "\n".join(lines))
 
 
+def stage_table(rounds: list[dict[str, Any]]) -> str:
+    """Markdown: where the no-operator failures got stuck, per method and round: how many
+    failed episodes reached each furthest task stage (sim.operator.task_stage), summed over
+    the seeds that recorded it. Empty when no round did (runs from before it was kept)."""
+    lines = []
+    for method, per_round in sorted(_by_method_round(rounds).items()):
+        for index in sorted(per_round):
+            recorded = [e for e in per_round[index] if "autonomous_failed_at_stage" in e]
+            if not recorded:
+                continue
+            summed: dict[int, int] = defaultdict(int)
+            for entry in recorded:
+                for stage, count in entry["autonomous_failed_at_stage"].items():
+                    summed[int(stage)] += count
+            failed = sum(summed.values())
+            stages = ", ".join(f"stage {k} x{v}" for k, v in sorted(summed.items())) or "-"
+            lines.append(f"| {method} | {index} | {len(recorded)} | {failed} | {stages} |")
+    if not lines:
+        return ""
+    return ("Failed no-operator episodes by the furthest task stage they reached (summed over "
+            "seeds; the stages of `aloe-ros eval-sim`, docs/inference.md).\n\n"
+            "| method | round | seeds | failed | furthest stage reached |\n|---|---|---|---|---|\n"
+            + "\n".join(lines))
+
+
 def autonomous_rates(entries: list[dict[str, Any]]) -> list[float]:
     """No-operator success rates of the rounds that ran the evaluation (older ones did not)."""
     return [e["autonomous_successes"] / e["autonomous_episodes"] for e in entries

@@ -31,6 +31,7 @@ def run(args: argparse.Namespace) -> int:
         results_table,
         rounds_time_s,
         seed_table,
+        stage_table,
         success_plot,
     )
 
@@ -50,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
               f"(collection + training) {rounds_time_s(merged.rounds):.0f} s; report made on "
               f"{platform.machine()} {platform.node()}\n\n"
               + "\n".join(f"- {line}" for line in merged.lines))
-    body = f"{table}\n\n{per_seed}" if per_seed else table
+    body = "\n\n".join(part for part in (table, per_seed, stage_table(merged.rounds)) if part)
     (args.out / "results.md").write_text(f"{header}\n\n{body}\n")
     print(header)
     print(body)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -74,10 +73,11 @@ class Episode:
     def __len__(self) -> int:
         return len(self.timestamps)
 
-    @cached_property
+    @property
     def hole_starts(self) -> np.ndarray:
         """Steps that follow a hole, from ``metadata['hole_starts']`` (set where an episode is
-        joined; never guessed from the timestamps, whose jitter on a live robot is no hole)."""
+        joined; never guessed from the timestamps, whose jitter on a live robot is no hole).
+        Parsed on each use, not cached: ``Episode(**episode.__dict__)`` copies must work."""
         text = self.metadata.get(HOLE_STARTS, "")
         try:
             steps = np.array([int(v) for v in text.split(",") if v.strip()], dtype=np.int64)
