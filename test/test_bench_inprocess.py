@@ -81,6 +81,8 @@ def test_a_stalled_policy_gets_taken_over_and_the_steps_are_labelled_human() -> 
     assert result.takeovers >= 1
     assert len(result.takeover_reasons) == result.takeovers
     assert result.takeover_reasons[0].startswith("no progress for"), "a stall, not a drop"
+    # it holds still from the start, so the first takeover comes with the lid still on the box
+    assert len(result.takeover_stages) == result.takeovers and result.takeover_stages[0] == 0
     assert episode.human.any() and not episode.human[0], "the policy starts, the operator helps"
     assert all(v == "" for v, h in zip(episode.policy_versions, episode.human) if h)
     assert all(v == "hold@1" for v, h in zip(episode.policy_versions, episode.human) if not h)
@@ -106,7 +108,7 @@ def test_a_stalled_policy_gets_taken_over_and_the_steps_are_labelled_human() -> 
 def test_without_interventions_the_stalled_policy_times_out_alone() -> None:
     config, policy, result = run_one(intervention_rate=0.0, image_size=None)
     assert result.takeovers == 0 and not result.episode.human.any()
-    assert result.takeover_reasons == []
+    assert result.takeover_reasons == [] and result.takeover_stages == []
     assert not result.success and result.reason == "timeout"
     assert result.episode.rewards.sum() == 0.0
     assert result.episode.images["top"].shape[1:] == (240, 320, 3), "no size given: full frames"
@@ -172,6 +174,8 @@ def test_bench_learning_inprocess_carries_the_critic_across_rounds(tmp_path: Pat
     assert evaluated.returncode == 0, evaluated.stdout[-3000:] + evaluated.stderr[-3000:]
     assert all(r["autonomous_episodes"] == 1 and sum(r["autonomous_reasons"].values()) == 1
                for r in load_rounds(out))
+    assert all(len(e["takeover_stages"]) == e["takeovers"]
+               for r in load_rounds(out) for e in r["episode_outcomes"])
     results = (out / "results.md").read_text()
     assert " of 1; failed: " in results
     # The header's time is the rounds' own, not the (short) rerun's.

@@ -111,9 +111,14 @@ def test_stage_table_sums_where_the_failures_stopped_over_seeds() -> None:
     rounds[2]["autonomous_failed_at_stage"] = {"1": 2, "3": 5}
     rounds[3]["autonomous_failed_at_stage"] = {}       # round 1 of seed 1: no failure
     rounds.append(fake_round("dagger", 0, 0, 2, True))  # older: no stages recorded
+    rounds[0]["episode_outcomes"] = [{"takeovers": 2, "takeover_stages": [0, 2]},
+                                     {"takeovers": 0, "takeover_stages": []}]
+    rounds[2]["episode_outcomes"] = [{"takeovers": 1, "takeover_stages": [0]}]
+    rounds[1]["episode_outcomes"] = [{"takeovers": 1}]   # collected before stages were kept
     table = stage_table(rounds)
-    assert "| aloe | 0 | 2 | 20 | stage 0 x3, stage 1 x2, stage 3 x15 |" in table
-    assert "| aloe | 1 | 2 | 4 | stage 3 x4 |" in table
+    assert ("| aloe | 0 | 2 | stage 0 x2, stage 2 x1 | 2 | 20 | "
+            "stage 0 x3, stage 1 x2, stage 3 x15 |") in table
+    assert "| aloe | 1 | - | - | 2 | 4 | stage 3 x4 |" in table
     assert "dagger" not in table
 
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +39,7 @@ from aloe_ros.policies.sim_rollouts import (
     physics_tick,
     seed_policy_sampling,
 )
-from aloe_ros.sim.operator import SimulatedOperator
+from aloe_ros.sim.operator import SimulatedOperator, task_stage
 from aloe_ros.sim.robot import SimRobot
 from aloe_ros.sim.scenes import Outcome
 from aloe_ros.teleop.human import HumanCommander
@@ -58,6 +58,8 @@ class AssistedEpisode:
     duration_s: float
     # Why the operator took over, one entry per takeover (the ROS loop has these in its log).
     takeover_reasons: list[str]
+    # The task stage at each takeover (sim.operator.task_stage): where the policy needed help.
+    takeover_stages: list[int] = field(default_factory=list)
 
 
 def downsample_factor(frame_shape: tuple[int, int], target: tuple[int, int] | None) -> int:
@@ -94,6 +96,7 @@ def rollout_assisted(config: TaskFile, robot: SimRobot, policy: ChunkPolicy,
     recorder = EpisodeRecorder()
     human_in_control = False
     takeover_reasons: list[str] = []
+    takeover_stages: list[int] = []
     last_command = robot.positions.copy()
     steps = 0
     gave_up: Outcome | None = None   # the operator pressed failure (teleop ends the episode)
@@ -110,6 +113,7 @@ def rollout_assisted(config: TaskFile, robot: SimRobot, policy: ChunkPolicy,
             if button == "takeover" and not human_in_control:
                 human_in_control = True
                 takeover_reasons.append(decision.reason)
+                takeover_stages.append(task_stage(robot.privileged_state()))
                 human.start(last_command)
                 executor.pause("takeover")
             elif button == "handback" and human_in_control:
@@ -147,7 +151,7 @@ def rollout_assisted(config: TaskFile, robot: SimRobot, policy: ChunkPolicy,
                                success=outcome.success, reason=outcome.reason)
     episode.metadata["collector"] = "inprocess"
     return AssistedEpisode(episode, outcome.success, outcome.reason, operator.takeovers,
-                           steps * dt, takeover_reasons)
+                           steps * dt, takeover_reasons, takeover_stages)
 
 
 def collect_episodes(config: TaskFile, policy: ChunkPolicy, out: Path, *, episodes: int,

@@ -247,7 +247,8 @@ def collect_inprocess(plan: LearningBenchPlan, config_path: Path, policy_dir: Pa
     for episode in episodes:
         result.add_episode({"success": episode.success, "reason": episode.reason,
                             "takeovers": episode.takeovers, "duration_s": episode.duration_s,
-                            "takeover_reasons": episode.takeover_reasons})
+                            "takeover_reasons": episode.takeover_reasons,
+                            "takeover_stages": episode.takeover_stages})
 
 
 def evaluate_autonomous(config_path: Path, policy_dir: Path, episodes: int, result: RoundResult,

@@ -177,29 +177,47 @@ def seed_table(rounds: list[dict[str, Any]]) -> str:
             f"round.\n\n" + "\n".join(lines))
 
 
+def _stage_counts(counts: dict[int, int]) -> str:
+    return ", ".join(f"stage {k} x{v}" for k, v in sorted(counts.items())) or "-"
+
+
 def stage_table(rounds: list[dict[str, Any]]) -> str:
-    """Markdown: where the no-operator failures got stuck, per method and round: how many
-    failed episodes reached each furthest task stage (sim.operator.task_stage), summed over
-    the seeds that recorded it. Empty when no round did (runs from before it was kept)."""
+    """Markdown: where the policy needed help or got stuck, per method and round, summed over
+    the seeds that recorded it (sim.operator.task_stage): the stage at each takeover of the
+    collected episodes, and the furthest stage each failed no-operator episode reached. Empty
+    when no round recorded either (runs from before they were kept)."""
     lines = []
     for method, per_round in sorted(_by_method_round(rounds).items()):
         for index in sorted(per_round):
-            recorded = [e for e in per_round[index] if "autonomous_failed_at_stage" in e]
-            if not recorded:
-                continue
-            summed: dict[int, int] = defaultdict(int)
-            for entry in recorded:
+            entries = per_round[index]
+            taken: dict[int, int] = defaultdict(int)
+            with_takeovers = [e for e in entries
+                              if all("takeover_stages" in o for o in e["episode_outcomes"])
+                              and e["episode_outcomes"]]
+            for entry in with_takeovers:
+                for outcome in entry["episode_outcomes"]:
+                    for stage in outcome["takeover_stages"]:
+                        taken[int(stage)] += 1
+            failed_at: dict[int, int] = defaultdict(int)
+            evaluated = [e for e in entries if "autonomous_failed_at_stage" in e]
+            for entry in evaluated:
                 for stage, count in entry["autonomous_failed_at_stage"].items():
-                    summed[int(stage)] += count
-            failed = sum(summed.values())
-            stages = ", ".join(f"stage {k} x{v}" for k, v in sorted(summed.items())) or "-"
-            lines.append(f"| {method} | {index} | {len(recorded)} | {failed} | {stages} |")
+                    failed_at[int(stage)] += count
+            if not with_takeovers and not evaluated:
+                continue
+            lines.append(
+                f"| {method} | {index} | {len(with_takeovers) or '-'} | "
+                f"{_stage_counts(taken) if with_takeovers else '-'} | {len(evaluated) or '-'} | "
+                f"{sum(failed_at.values()) if evaluated else '-'} | "
+                f"{_stage_counts(failed_at) if evaluated else '-'} |")
     if not lines:
         return ""
-    return ("Failed no-operator episodes by the furthest task stage they reached (summed over "
-            "seeds; the stages of `aloe-ros eval-sim`, docs/inference.md).\n\n"
-            "| method | round | seeds | failed | furthest stage reached |\n|---|---|---|---|---|\n"
-            + "\n".join(lines))
+    return ("Where the policy needed help and where it got stuck, by task stage (summed over "
+            "seeds; the stages of `aloe-ros eval-sim`, docs/inference.md): the stage at each "
+            "takeover of the collected episodes, and the furthest stage each failed "
+            "no-operator episode reached.\n\n"
+            "| method | round | seeds | takeovers by stage | seeds (no operator) | failed "
+            "| furthest stage reached |\n|---|---|---|---|---|---|---|\n" + "\n".join(lines))
 
 
 def autonomous_rates(entries: list[dict[str, Any]]) -> list[float]:
