@@ -68,6 +68,7 @@ def test_load_joins_the_parts_with_a_hole(split_run: Any) -> None:
     assert joined.steps_between(39) == 11 and joined.steps_between(10) == 1
     assert np.nonzero(joined.human)[0].tolist() == list(range(20, 35))
     assert joined.metadata["interventions"] == "1" and joined.metadata["outcome"] == "success"
+    assert joined.metadata["recorded_episode_id"] == "0", "an id, not a count to sum"
     assert joined.rewards[-1] == 1.0 and joined.rewards[:-1].sum() == 0
     assert "cut_at_bag_end" not in joined.metadata
     assert "begins_mid_episode" not in joined.metadata

@@ -453,25 +453,25 @@ def _joinable(tail: Episode, head: Episode, max_gap_s: float) -> bool:
 
 
 def _joined_metadata(tail: Episode, head: Episode, hole: int) -> dict[str, str]:
+    # The id, the part flags and the holes are not counts: set apart from the summing below.
+    special = {RECORDED_ID, BEGINS_MID_EPISODE, CUT_AT_BAG_END, HOLE_STARTS}
     metadata: dict[str, str] = {}
-    for key in {**tail.metadata, **head.metadata}:
+    for key in {**tail.metadata, **head.metadata}.keys() - special:
         first, second = tail.metadata.get(key), head.metadata.get(key)
-        if first is not None and second is not None and first.isdigit() and second.isdigit() \
-                and key != RECORDED_ID:
+        if first is not None and second is not None and first.isdigit() and second.isdigit():
             metadata[key] = str(int(first) + int(second))   # row, frame and takeover counts
         else:
             metadata[key] = first if first is not None else str(second)
     metadata.update(bag=f"{tail.metadata.get('bag', '')},{head.metadata.get('bag', '')}",
                     outcome=head.metadata.get("outcome", "truncated"))
+    metadata[RECORDED_ID] = tail.metadata[RECORDED_ID]
     holes = [*tail.hole_starts.tolist(), hole, *(head.hole_starts + hole).tolist()]
     metadata[HOLE_STARTS] = ",".join(map(str, holes))
     # the joined episode begins where its first part did and ends where its second did
-    metadata.pop(BEGINS_MID_EPISODE, None)
-    metadata.pop(CUT_AT_BAG_END, None)
     if BEGINS_MID_EPISODE in tail.metadata:
-        metadata[BEGINS_MID_EPISODE] = "1"
+        metadata[BEGINS_MID_EPISODE] = tail.metadata[BEGINS_MID_EPISODE]
     if CUT_AT_BAG_END in head.metadata:
-        metadata[CUT_AT_BAG_END] = "1"
+        metadata[CUT_AT_BAG_END] = head.metadata[CUT_AT_BAG_END]
     return metadata
 
 
